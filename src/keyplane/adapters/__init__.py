@@ -1,0 +1,1 @@
+"""Storage and infrastructure: sql/ (system of record), memory/ (in-process caches)."""

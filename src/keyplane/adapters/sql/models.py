@@ -1,0 +1,215 @@
+"""Tables. Every change goes through an Alembic migration in `migrations/versions`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Explicit constraint names keep migrations identical on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+
+
+def _tz() -> DateTime:
+    return DateTime(timezone=True)
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    plan: Mapped[str] = mapped_column(String(32), default="standard")
+    created_at: Mapped[datetime] = mapped_column(_tz())
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(_tz())
+
+
+class OrgMember(Base):
+    __tablename__ = "org_members"
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[str] = mapped_column(String(64))
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(_tz())
+
+
+class CustomRole(Base):
+    """A named set of project permissions an organization defines for its projects."""
+
+    __tablename__ = "custom_roles"
+    __table_args__ = (UniqueConstraint("org_id", "name"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    permissions: Mapped[list[str]] = mapped_column(JSON)
+
+
+class ProjectMember(Base):
+    """One row per (user, project, role): a user may hold several roles on a project."""
+
+    __tablename__ = "project_members"
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_project_active", "project_id", "revoked_at"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    mode: Mapped[str] = mapped_column(String(8))
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    lookup: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    secret_version: Mapped[int] = mapped_column(Integer)
+    secret_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    hint: Mapped[str] = mapped_column(String(8))
+    permissions: Mapped[list[str]] = mapped_column(JSON)
+    ip_allowlist: Mapped[list[str]] = mapped_column(JSON, default=list)
+    rate_limit: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(_tz())
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    updated_at: Mapped[datetime] = mapped_column(_tz())
+    last_used_at: Mapped[datetime | None] = mapped_column(_tz())
+    expires_at: Mapped[datetime | None] = mapped_column(_tz())
+    # A future revoked_at is a rotation grace period: the key works until then.
+    revoked_at: Mapped[datetime | None] = mapped_column(_tz())
+    rotated_from: Mapped[str | None] = mapped_column(String(40))
+
+
+class ChangeEvent(Base):
+    """The change feed every process polls to drop stale cache entries (DESIGN §8: a change
+    made by the CLI is enforced within a second). `scope` is 'key' (ref = key id), 'user'
+    (ref = user id: memberships or roles changed) or 'org' (ref = org id: custom roles)."""
+
+    __tablename__ = "change_events"
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(8))
+    ref: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(_tz())
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_project_time", "project_id", "created_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    org_id: Mapped[int | None] = mapped_column(BigInteger)
+    project_id: Mapped[int | None] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(64))
+    actor_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    actor_key_id: Mapped[str | None] = mapped_column(String(40))
+    key_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(400))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(_tz())
+
+
+class Session(Base):
+    """A dashboard sign-in. Only a hash of the cookie token is stored."""
+
+    __tablename__ = "sessions"
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(_tz())
+    expires_at: Mapped[datetime] = mapped_column(_tz())
+    password_verified_at: Mapped[datetime] = mapped_column(_tz())
+
+
+# --- platform data ---------------------------------------------------------------------------
+class EndUser(Base):
+    __tablename__ = "end_users"
+    __table_args__ = (UniqueConstraint("project_id", "mode", "external_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    mode: Mapped[str] = mapped_column(String(8))
+    external_id: Mapped[str] = mapped_column(String(200))
+    first_name: Mapped[str | None] = mapped_column(String(200))
+    last_name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    locale: Mapped[str | None] = mapped_column(String(35))
+    external_attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(_tz())
+    updated_at: Mapped[datetime] = mapped_column(_tz())
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_scope", "project_id", "mode", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    mode: Mapped[str] = mapped_column(String(8))
+    end_user_id: Mapped[int] = mapped_column(
+        ForeignKey("end_users.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default="unresolved")
+    labels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(_tz())
+    updated_at: Mapped[datetime] = mapped_column(_tz())
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(_tz())

@@ -1,0 +1,149 @@
+"""Queries on the verification path and the change feed; kept together because they are what
+every API process runs, and their cost is what DESIGN §10 bounds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from keyplane.adapters.sql.models import (
+    ApiKey,
+    ChangeEvent,
+    CustomRole,
+    OrgMember,
+    Project,
+    ProjectMember,
+)
+from keyplane.domain.keyformat import Mode
+from keyplane.domain.keys import KeyKind, VerifiedKey, parse_ip_allowlist
+from keyplane.domain.permissions import Permission
+from keyplane.domain.roles import OrgRole, project_permissions
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def epoch(moment: datetime | None) -> float | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:  # SQLite hands back naive datetimes; we only ever store UTC
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def iso(moment: datetime | None) -> str | None:
+    """RFC 3339 in UTC with a Z, as every JSON body shows times."""
+    moment = aware(moment)
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def to_verified(row: ApiKey) -> VerifiedKey:
+    return VerifiedKey(
+        id=row.id,
+        kind=KeyKind(row.kind),
+        mode=Mode(row.mode),
+        org_id=row.org_id,
+        project_id=row.project_id,
+        user_id=row.user_id,
+        permissions=frozenset(Permission(p) for p in row.permissions),
+        expires_at=epoch(row.expires_at),
+        revoked_at=epoch(row.revoked_at),
+        ip_allowlist=parse_ip_allowlist(row.ip_allowlist or ()),
+    )
+
+
+async def key_by_lookup(db: AsyncSession, lookups: Sequence[bytes]) -> VerifiedKey | None:
+    row = (await db.execute(select(ApiKey).where(ApiKey.lookup.in_(lookups)))).scalars().first()
+    return None if row is None else to_verified(row)
+
+
+async def project_access(
+    db: AsyncSession, user_id: int, project_id: int
+) -> tuple[int, frozenset[Permission]] | None:
+    """(org id, permissions) of a user on a project, or None when they cannot reach it."""
+    project = await db.get(Project, project_id)
+    if project is None:
+        return None
+    org_role = await db.scalar(
+        select(OrgMember.role).where(
+            OrgMember.org_id == project.org_id, OrgMember.user_id == user_id
+        )
+    )
+    if org_role is None:  # project roles only count for members of the organization
+        return None
+    roles = (
+        await db.scalars(
+            select(ProjectMember.role).where(
+                ProjectMember.project_id == project_id, ProjectMember.user_id == user_id
+            )
+        )
+    ).all()
+    custom: dict[str, frozenset[Permission]] = {}
+    if any(not r.startswith("p_") for r in roles):
+        for role in (
+            await db.scalars(select(CustomRole).where(CustomRole.org_id == project.org_id))
+        ).all():
+            custom[role.name] = frozenset(
+                Permission(p) for p in role.permissions if p in Permission._value2member_map_
+            )
+    permissions = project_permissions(OrgRole(org_role), roles, custom)
+    if not permissions:
+        return None
+    return project.org_id, permissions
+
+
+# Session.info entries naming what a transaction changed, so that its own process drops the
+# cached copies right after the commit (other processes learn it from the change feed).
+INVALIDATED_KEYS = "keyplane.invalidated_keys"
+ACCESS_CHANGED = "keyplane.access_changed"
+
+
+async def record_change(db: AsyncSession, scope: str, ref: str | int) -> None:
+    db.add(ChangeEvent(scope=scope, ref=str(ref), created_at=utcnow()))
+    if scope == "key":
+        db.info.setdefault(INVALIDATED_KEYS, set()).add(str(ref))
+    else:
+        db.info[ACCESS_CHANGED] = True
+
+
+async def latest_change(db: AsyncSession) -> int:
+    return int(await db.scalar(select(func.coalesce(func.max(ChangeEvent.seq), 0))) or 0)
+
+
+async def changes_since(
+    db: AsyncSession, seq: int, window: timedelta
+) -> list[tuple[int, str, str]]:
+    """Events after `seq`, plus every event of the last `window`: on PostgreSQL a sequence
+    number can commit after a higher one was already read, so a bare `seq >` would skip it."""
+    rows = await db.execute(
+        select(ChangeEvent.seq, ChangeEvent.scope, ChangeEvent.ref)
+        .where((ChangeEvent.seq > seq) | (ChangeEvent.created_at > utcnow() - window))
+        .order_by(ChangeEvent.seq)
+    )
+    return [(r.seq, r.scope, r.ref) for r in rows]
+
+
+async def prune_changes(db: AsyncSession, older_than: timedelta) -> None:
+    await db.execute(delete(ChangeEvent).where(ChangeEvent.created_at < utcnow() - older_than))
+
+
+async def touch_last_used(db: AsyncSession, used: Iterable[tuple[str, float]]) -> None:
+    """One UPDATE per key: called with a batch at most once a minute per process."""
+    for key_id, at in used:
+        moment = datetime.fromtimestamp(at, UTC)
+        await db.execute(
+            update(ApiKey)
+            .where(ApiKey.id == key_id)
+            .where((ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < moment))
+            .values(last_used_at=moment)
+        )

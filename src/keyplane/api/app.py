@@ -1,0 +1,58 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from keyplane import __version__
+from keyplane.api import errors
+from keyplane.api.limits import BodyLimit
+from keyplane.api.routers import api_keys, conversations, permissions, projects, sessions
+from keyplane.runtime import Runtime
+from keyplane.settings import Settings
+
+DESCRIPTION = """API keys for multi-project AI-agent platforms.
+
+Authenticate with `Authorization: Bearer sk_live_…`. Every error is JSON
+`{"error": "<code>", "message": "…"}`; see DESIGN §4 for the codes."""
+
+
+def create_app(runtime: Runtime | None = None, settings: Settings | None = None) -> FastAPI:
+    """The app. With `runtime` given (tests, embedding) the caller owns its lifecycle;
+    otherwise the app starts one from `settings` on startup and closes it on shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if runtime is not None:
+            app.state.runtime = runtime
+            yield
+            return
+        started = await Runtime.start(settings or Settings())
+        app.state.runtime = started
+        try:
+            yield
+        finally:
+            await started.close()
+
+    app = FastAPI(title="keyplane", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    if runtime is not None:
+        app.state.runtime = runtime
+    errors.install(app)
+    for module in (permissions, projects, conversations, api_keys, sessions):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    max_bytes = (runtime.settings if runtime else settings or Settings()).max_body_bytes
+    app.add_middleware(BodyLimit, max_bytes=max_bytes)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` and `keyplane serve --workers N`."""
+    return create_app(settings=Settings())

@@ -1,0 +1,134 @@
+"""Request-scoped dependencies: the runtime, the caller's identity and their permission."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+from typing import Annotated, Any
+
+from fastapi import Depends, Path, Request
+
+from keyplane.domain.errors import (
+    CsrfFailed,
+    InsufficientPermissions,
+    MissingAuthorization,
+)
+from keyplane.domain.keys import IpNetwork, KeyKind
+from keyplane.domain.permissions import Permission
+from keyplane.runtime import Runtime
+from keyplane.services import sessions
+from keyplane.services.auth import Principal
+from keyplane.services.keys import Actor
+from keyplane.services.sessions import SignedIn
+
+MAX_ID = 2**63 - 1
+SESSION_COOKIE = "keyplane_session"
+CSRF_HEADER = "X-CSRF-Token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+ProjectId = Annotated[int, Path(ge=1, le=MAX_ID, description="The project's id")]
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+
+
+@lru_cache(maxsize=8)
+def _networks(proxies: tuple[str, ...]) -> tuple[IpNetwork, ...]:
+    return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
+def client_ip(request: Request, trusted_proxies: list[str]) -> str | None:
+    """The client's address: the peer, or with trusted proxies in front the right-most
+    X-Forwarded-For entry that is not itself a trusted proxy."""
+    peer = request.client.host if request.client else None
+    if not trusted_proxies or peer is None:
+        return peer
+    trusted = _networks(tuple(trusted_proxies))
+
+    def is_trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in trusted)
+
+    if not is_trusted(peer):
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            return hop
+    return hops[0] if hops else peer
+
+
+def require(permission: Permission) -> Any:
+    """A dependency that authenticates the API key and checks `permission` on the path's
+    project. Returns the Principal."""
+
+    async def guard(request: Request, project_id: ProjectId) -> Principal:
+        rt = runtime(request)
+        key = await rt.verifier.verify(
+            request.headers.get("authorization"), client_ip(request, rt.settings.trusted_proxies)
+        )
+        principal = await rt.verifier.authorize(key, project_id, permission)
+        request.state.key_id = key.id
+        return principal
+
+    # The guard remembers its permission so that tests can enumerate which endpoint needs
+    # which permission (the permission-by-endpoint matrix).
+    guard.permission = permission  # type: ignore[attr-defined]
+    return Depends(guard)
+
+
+async def current_session(request: Request) -> tuple[str, SignedIn] | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    async with runtime(request).sessions() as db:
+        signed_in = await sessions.resolve(db, token)
+    return None if signed_in is None else (token, signed_in)
+
+
+async def management_actor(request: Request) -> Actor:
+    """The caller of a key-management endpoint: a signed-in user (cookie + CSRF token on every
+    change) or a user key. Project keys can never manage keys."""
+    rt = runtime(request)
+    ip = client_ip(request, rt.settings.trusted_proxies)
+    agent = request.headers.get("user-agent")
+    authorization = request.headers.get("authorization")
+    if authorization is None:
+        found = await current_session(request)
+        if found is None:
+            raise MissingAuthorization(
+                "Sign in to the dashboard, or send a user key with api_key permissions as "
+                "'Authorization: Bearer <key>'."
+            )
+        _token, signed_in = found
+        if request.method not in _SAFE_METHODS and request.headers.get(CSRF_HEADER) != (
+            signed_in.csrf_token
+        ):
+            raise CsrfFailed(
+                f"This change needs the {CSRF_HEADER} header of your session; reload the page "
+                "and try again."
+            )
+        request.state.signed_in = signed_in
+        return Actor(user_id=signed_in.user_id, ip=ip, user_agent=agent)
+    key = await rt.verifier.verify(authorization, ip)
+    request.state.key_id = key.id
+    if key.kind is KeyKind.PROJECT:
+        raise InsufficientPermissions(
+            "Project keys cannot manage API keys; use the dashboard or a user key with "
+            "api_key:write.",
+            required=str(Permission.API_KEY_WRITE),
+        )
+    return Actor(
+        user_id=key.user_id, key_id=key.id, key_scopes=key.permissions, ip=ip, user_agent=agent
+    )
+
+
+ActorDep = Annotated[Actor, Depends(management_actor)]

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query
+
+from keyplane.api.deps import MAX_ID, ProjectId, RuntimeDep, require
+from keyplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor
+from keyplane.api.schemas import (
+    ConversationCreate,
+    ConversationCreated,
+    ConversationOut,
+    ConversationPage,
+    MessageList,
+    errors_doc,
+)
+from keyplane.domain.permissions import Permission
+from keyplane.services import conversations
+from keyplane.services.auth import Principal
+
+router = APIRouter(prefix="/v1/projects/{project_id}/conversations", tags=["conversations"])
+
+ConversationId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+@router.get("", response_model=ConversationPage, responses=errors_doc(401, 403, 422))
+async def list_conversations(
+    project_id: ProjectId,
+    rt: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    status: Literal["resolved", "unresolved"] | None = None,
+    user_id: Annotated[str | None, Query(max_length=200)] = None,
+    principal: Principal = require(Permission.CONVERSATION_READ),
+) -> dict[str, Any]:
+    async with rt.sessions() as db:
+        items, last = await conversations.page(
+            db,
+            project_id,
+            principal.mode,
+            limit=limit,
+            after_id=decode_cursor(cursor),
+            status=status,
+            user_id=user_id,
+        )
+    return {"data": items, "next_cursor": encode_cursor(last)}
+
+
+@router.post(
+    "", status_code=201, response_model=ConversationCreated, responses=errors_doc(401, 403, 422)
+)
+async def create_conversation(
+    project_id: ProjectId,
+    body: ConversationCreate,
+    rt: RuntimeDep,
+    principal: Principal = require(Permission.CONVERSATION_GENERATE),
+) -> dict[str, Any]:
+    """Start a conversation for an end user (created on first use) with their first message."""
+    async with rt.transaction() as db:
+        return await conversations.create(
+            db, project_id, principal.mode, body.user_id, body.message
+        )
+
+
+@router.get(
+    "/{conversation_id}", response_model=ConversationOut, responses=errors_doc(401, 403, 404)
+)
+async def get_conversation(
+    project_id: ProjectId,
+    conversation_id: ConversationId,
+    rt: RuntimeDep,
+    principal: Principal = require(Permission.CONVERSATION_READ),
+) -> dict[str, Any]:
+    async with rt.sessions() as db:
+        return await conversations.get(db, project_id, principal.mode, conversation_id)
+
+
+@router.get(
+    "/{conversation_id}/messages", response_model=MessageList, responses=errors_doc(401, 403, 404)
+)
+async def list_messages(
+    project_id: ProjectId,
+    conversation_id: ConversationId,
+    rt: RuntimeDep,
+    principal: Principal = require(Permission.CONVERSATION_READ),
+) -> dict[str, Any]:
+    async with rt.sessions() as db:
+        return {
+            "data": await conversations.messages(db, project_id, principal.mode, conversation_id)
+        }

@@ -1,0 +1,173 @@
+"""Request and response bodies. Requests forbid unknown fields: a typo in a field name must
+be an error the user sees, not a setting silently ignored."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from keyplane.domain.keyformat import Mode
+
+PermissionName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Cidr = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RateLimitOverride(Strict):
+    per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    per_day: int | None = Field(default=None, ge=1, le=1_000_000_000)
+
+
+class KeyCreate(Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    permissions: list[PermissionName] = Field(max_length=64)
+    mode: Mode = Mode.LIVE
+    expires_at: AwareDatetime | None = None
+    ip_allowlist: list[Cidr] = Field(default_factory=list, max_length=100)
+    rate_limit: RateLimitOverride | None = None
+
+
+class UserKeyCreate(KeyCreate):
+    org_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+
+
+class KeyUpdate(Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    permissions: list[PermissionName] | None = Field(default=None, max_length=64)
+    expires_at: AwareDatetime | None = None
+    ip_allowlist: list[Cidr] | None = Field(default=None, max_length=100)
+    rate_limit: RateLimitOverride | None = None
+
+
+class RotateRequest(Strict):
+    grace_seconds: int = Field(
+        default=86_400,
+        ge=0,
+        le=30 * 86_400,
+        description="How long the old secret keeps working; 0 revokes it at once.",
+    )
+
+
+class RevealRequest(Strict):
+    password: Annotated[str, StringConstraints(max_length=1024)] | None = None
+
+
+class ApiKeyOut(BaseModel):
+    id: str
+    name: str
+    kind: Literal["project", "user"]
+    mode: Mode
+    project_id: int | None
+    user_id: int | None
+    hint: str
+    permissions: list[str]
+    created_at: datetime
+    created_by: int | None
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    rotated_from: str | None
+    ip_allowlist: list[str]
+    rate_limit: dict[str, int] | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    secret: str = Field(description="The full key. Shown only in this response; store it now.")
+
+
+class ApiKeyList(BaseModel):
+    data: list[ApiKeyOut]
+    limit: int | None = Field(default=None, description="Active project keys allowed")
+
+
+class RevealOut(BaseModel):
+    id: str
+    secret: str
+
+
+class PermissionOut(BaseModel):
+    name: str
+    resource: str
+    action: str
+    description: str
+    implies: list[str]
+    level: Literal["project", "organization"]
+    grantable_to: list[str]
+
+
+class PermissionList(BaseModel):
+    data: list[PermissionOut]
+
+
+class ProjectOut(BaseModel):
+    id: int
+    org_id: int
+    name: str
+    mode: Mode
+    created_at: datetime
+
+
+class Login(Strict):
+    email: Annotated[str, StringConstraints(min_length=3, max_length=320)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class Reauthenticate(Strict):
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class SessionOut(BaseModel):
+    user_id: int
+    csrf_token: str
+
+
+class ConversationCreate(Strict):
+    user_id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    message: Annotated[str, StringConstraints(min_length=1, max_length=32_000)]
+
+
+class MessageOut(BaseModel):
+    id: int
+    conversation_id: int
+    role: str
+    content: str
+    created_at: datetime
+
+
+class ConversationOut(BaseModel):
+    id: int
+    project_id: int
+    user_id: str
+    status: Literal["resolved", "unresolved"]
+    labels: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConversationCreated(ConversationOut):
+    messages: list[MessageOut]
+
+
+class ConversationPage(BaseModel):
+    data: list[ConversationOut]
+    next_cursor: str | None
+
+
+class MessageList(BaseModel):
+    data: list[MessageOut]
+
+
+class ErrorBody(BaseModel):
+    error: str
+    message: str
+    model_config = ConfigDict(extra="allow")
+
+
+def errors_doc(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI documentation of the error bodies an endpoint can answer with."""
+    return {status: {"model": ErrorBody} for status in statuses}

@@ -1,0 +1,1 @@
+"""The pure core: key format, permissions, roles and errors. Imports no framework."""

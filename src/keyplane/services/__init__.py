@@ -1,0 +1,2 @@
+"""Use cases: accounts, key issuing, request authorization. Framework-free except for the
+SQL repositories they are handed."""

@@ -1,0 +1,169 @@
+"""Organizations, users, projects, memberships and custom roles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from keyplane.adapters.sql.models import (
+    CustomRole,
+    Organization,
+    OrgMember,
+    Project,
+    ProjectMember,
+    User,
+)
+from keyplane.adapters.sql.repositories import record_change, utcnow
+from keyplane.domain.errors import Conflict, NotFound, ValidationFailed
+from keyplane.domain.permissions import ORG_PERMISSIONS, closure, parse_permissions
+from keyplane.domain.roles import BUILTIN_ROLE_PREFIXES, OrgRole, ProjectRole
+from keyplane.services.passwords import MIN_PASSWORD_LENGTH, hash_password
+
+PLANS = ("standard", "professional", "enterprise")
+
+
+def _check_plan(plan: str) -> None:
+    if plan not in PLANS:
+        raise ValidationFailed(f"Unknown plan {plan!r}; choose one of {', '.join(PLANS)}.")
+
+
+async def create_org(db: AsyncSession, name: str, plan: str = "standard") -> Organization:
+    _check_plan(plan)
+    org = Organization(name=name, plan=plan, created_at=utcnow())
+    db.add(org)
+    await db.flush()
+    return org
+
+
+async def create_user(db: AsyncSession, email: str, password: str) -> User:
+    email = email.strip().lower()
+    if "@" not in email:
+        raise ValidationFailed(f"{email!r} is not an email address.")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed(f"Passwords need at least {MIN_PASSWORD_LENGTH} characters.")
+    if await db.scalar(select(User.id).where(User.email == email)) is not None:
+        raise Conflict(f"A user with the email {email} already exists.")
+    user = User(email=email, password_hash=hash_password(password), created_at=utcnow())
+    db.add(user)
+    await db.flush()
+    return user
+
+
+async def user_by_email(db: AsyncSession, email: str) -> User:
+    user = await db.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise NotFound(f"No user with the email {email}.")
+    return user
+
+
+async def set_org_role(db: AsyncSession, org_id: int, user_id: int, role: str) -> None:
+    org_role = OrgRole(role) if role in OrgRole._value2member_map_ else None
+    if org_role is None:
+        raise ValidationFailed(
+            f"Unknown organization role {role!r}; choose one of {', '.join(OrgRole)}."
+        )
+    member = await db.get(OrgMember, (org_id, user_id))
+    if member is None:
+        db.add(OrgMember(org_id=org_id, user_id=user_id, role=org_role))
+    else:
+        member.role = org_role
+    await record_change(db, "user", user_id)
+
+
+async def create_project(db: AsyncSession, org_id: int, name: str) -> Project:
+    if await db.get(Organization, org_id) is None:
+        raise NotFound(f"No organization with id {org_id}.")
+    project = Project(org_id=org_id, name=name, created_at=utcnow())
+    db.add(project)
+    await db.flush()
+    return project
+
+
+async def get_project(db: AsyncSession, project_id: int) -> Project:
+    project = await db.get(Project, project_id)
+    if project is None:
+        raise NotFound(f"No project with id {project_id}.")
+    return project
+
+
+async def add_project_role(db: AsyncSession, project_id: int, user_id: int, role: str) -> None:
+    project = await get_project(db, project_id)
+    if role not in ProjectRole._value2member_map_:
+        custom = await db.scalar(
+            select(CustomRole.id).where(
+                CustomRole.org_id == project.org_id, CustomRole.name == role
+            )
+        )
+        if custom is None:
+            raise ValidationFailed(
+                f"Unknown project role {role!r}; use {', '.join(ProjectRole)} or a custom role "
+                "of this organization."
+            )
+    if await db.get(ProjectMember, (project_id, user_id, role)) is None:
+        db.add(ProjectMember(project_id=project_id, user_id=user_id, role=role))
+    await record_change(db, "user", user_id)
+
+
+async def remove_project_member(db: AsyncSession, project_id: int, user_id: int) -> None:
+    for member in (
+        await db.scalars(
+            select(ProjectMember).where(
+                ProjectMember.project_id == project_id, ProjectMember.user_id == user_id
+            )
+        )
+    ).all():
+        await db.delete(member)
+    await record_change(db, "user", user_id)
+
+
+async def define_custom_role(
+    db: AsyncSession, org_id: int, name: str, permissions: list[str]
+) -> CustomRole:
+    """Create or replace a named set of project permissions."""
+    if name.startswith(BUILTIN_ROLE_PREFIXES):
+        raise ValidationFailed("Custom role names may not start with o_ or p_.")
+    granted = closure(parse_permissions(permissions))
+    if granted & ORG_PERMISSIONS:
+        raise ValidationFailed("Custom project roles hold project permissions only.")
+    role = await db.scalar(
+        select(CustomRole).where(CustomRole.org_id == org_id, CustomRole.name == name)
+    )
+    if role is None:
+        role = CustomRole(org_id=org_id, name=name, permissions=sorted(granted))
+        db.add(role)
+    else:
+        role.permissions = sorted(granted)
+    await record_change(db, "org", org_id)
+    await db.flush()
+    return role
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    org_id: int
+    user_id: int
+    project_id: int
+
+
+async def bootstrap(
+    db: AsyncSession,
+    *,
+    email: str,
+    password: str,
+    org_name: str = "My organization",
+    project_name: str = "My project",
+    plan: str = "standard",
+) -> Bootstrap:
+    """A first owner with an organization and a project, ready for keys."""
+    try:
+        user = await create_user(db, email, password)
+    except IntegrityError as exc:  # pragma: no cover - raced with another bootstrap
+        raise Conflict(f"A user with the email {email} already exists.") from exc
+    org = await create_org(db, org_name, plan)
+    await set_org_role(db, org.id, user.id, OrgRole.OWNER)
+    project = await create_project(db, org.id, project_name)
+    await add_project_role(db, project.id, user.id, ProjectRole.OWNER)
+    return Bootstrap(org_id=org.id, user_id=user.id, project_id=project.id)

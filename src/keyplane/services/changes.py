@@ -1,0 +1,109 @@
+"""The change feed: how a key edit, a revocation or a membership change made by any process
+(another API worker, the CLI) reaches this process's caches within `change_poll_seconds`.
+
+One indexed query per poll interval per process, whatever the request rate. The same loop
+flushes last-used times in one batch, so requests never write to the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from datetime import timedelta
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from keyplane.adapters.sql import repositories
+from keyplane.services.auth import Verifier
+
+log = structlog.get_logger(__name__)
+
+RETENTION = timedelta(hours=1)
+# How long a late-committing event is still picked up (see repositories.changes_since).
+LATE_COMMIT_WINDOW = timedelta(seconds=30)
+
+
+class ChangeFeed:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        verifier: Verifier,
+        *,
+        poll_seconds: float,
+        flush_seconds: float,
+    ) -> None:
+        self._sessions = sessions
+        self._verifier = verifier
+        self._poll_seconds = poll_seconds
+        self._flush_seconds = flush_seconds
+        self._seq = 0
+        self._applied: dict[int, float] = {}  # seq -> when applied, for the late-commit window
+        self._task: asyncio.Task[None] | None = None
+        self._last_flush = time.monotonic()
+        self._last_prune = 0.0
+
+    async def start(self) -> None:
+        async with self._sessions() as db:
+            self._seq = await repositories.latest_change(db)
+        self._task = asyncio.create_task(self._run(), name="keyplane-change-feed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush_last_used()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._poll_seconds)
+            try:
+                await self.poll()
+                if time.monotonic() - self._last_flush >= self._flush_seconds:
+                    await self.flush_last_used()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a database hiccup must not end the loop; the next poll retries
+                log.exception("change_feed_failed")
+
+    async def poll(self) -> int:
+        """Apply every change since the last poll; returns how many were applied."""
+        async with self._sessions() as db:
+            changes = await repositories.changes_since(db, self._seq, LATE_COMMIT_WINDOW)
+            if time.monotonic() - self._last_prune > RETENTION.total_seconds() / 4:
+                await repositories.prune_changes(db, RETENTION)
+                await db.commit()
+                self._last_prune = time.monotonic()
+        now = time.monotonic()
+        applied = 0
+        for seq, scope, ref in changes:
+            if seq in self._applied:
+                continue
+            if scope == "key":
+                self._verifier.invalidate_key(ref)
+            else:
+                self._verifier.invalidate_access()
+            self._applied[seq] = now
+            self._seq = max(self._seq, seq)
+            applied += 1
+        horizon = now - 2 * LATE_COMMIT_WINDOW.total_seconds()
+        self._applied = {s: t for s, t in self._applied.items() if t > horizon}
+        return applied
+
+    async def flush_last_used(self) -> None:
+        self._last_flush = time.monotonic()
+        used = self._verifier.drain_used()
+        if not used:
+            return
+        try:
+            async with self._sessions() as db:
+                await repositories.touch_last_used(db, used.items())
+                await db.commit()
+        except Exception:
+            # Put them back so that the next flush retries; newer uses win.
+            for key_id, at in used.items():
+                self._verifier.used[key_id] = max(at, self._verifier.used.get(key_id, 0.0))
+            raise
