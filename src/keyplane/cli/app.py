@@ -1,0 +1,314 @@
+"""`keyplane` commands (DESIGN §8). They act on the database named by KEYPLANE_DATABASE_URL as
+the operator; a running server sees their changes within a second through the change feed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from sqlalchemy import select
+
+from keyplane.adapters.sql.models import ApiKey, Project
+from keyplane.adapters.sql.repositories import aware, iso, utcnow
+from keyplane.cli.durations import parse_duration, parse_rate
+from keyplane.cli.output import console, emit_json, fail, table
+from keyplane.cli.scan import scan as scan_files
+from keyplane.domain.errors import KeyplaneError
+from keyplane.domain.keyformat import Mode
+from keyplane.runtime import Runtime
+from keyplane.services import accounts
+from keyplane.services.keys import Actor, KeySpec, describe
+from keyplane.settings import Settings
+
+app = typer.Typer(
+    help="keyplane: API keys for multi-project AI-agent platforms.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+projects_app = typer.Typer(help="Create and list projects.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create, list, rotate and revoke API keys.", no_args_is_help=True)
+app.add_typer(projects_app, name="projects")
+app.add_typer(keys_app, name="keys")
+
+T = TypeVar("T")
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def run(work: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Run one command against a freshly started runtime (migrating first); domain errors
+    become a one-line message on stderr and exit code 1."""
+
+    async def main() -> T:
+        runtime = await Runtime.start(Settings(), background=False)
+        try:
+            return await work(runtime)
+        finally:
+            await runtime.close()
+
+    try:
+        return asyncio.run(main())
+    except KeyplaneError as error:
+        fail(error.message)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Migrate the database, then serve the API (and dashboard)."""
+    import uvicorn
+
+    settings = Settings()
+
+    async def migrate(runtime: Runtime) -> None:
+        return None
+
+    run(migrate)  # migrate once here, so that workers never race to do it
+    console.print(
+        f"keyplane listening on [bold]http://{host}:{port}[/] "
+        f"(database: {settings.database_url}).\n"
+        "First time? Create an owner, an organization and a project with:\n"
+        "  keyplane bootstrap --email you@example.com --password '…'\n"
+        "then a key with: keyplane keys create --project 1 --name 'My key' -p project:read",
+        highlight=False,
+    )
+    uvicorn.run(
+        "keyplane.api.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        server_header=False,
+    )
+
+
+@app.command()
+def bootstrap(
+    email: Annotated[str, typer.Option(help="The owner's email (dashboard login).")],
+    password: Annotated[str, typer.Option(help="The owner's password (8+ characters).")],
+    org: Annotated[str, typer.Option(help="Organization name.")] = "My organization",
+    project: Annotated[str, typer.Option(help="First project's name.")] = "My project",
+    plan: Annotated[str, typer.Option(help="standard, professional or enterprise.")] = "standard",
+    json_output: JsonFlag = False,
+) -> None:
+    """Create the first owner with an organization and a project."""
+
+    async def work(runtime: Runtime) -> accounts.Bootstrap:
+        async with runtime.transaction() as db:
+            return await accounts.bootstrap(
+                db, email=email, password=password, org_name=org, project_name=project, plan=plan
+            )
+
+    made = run(work)
+    result = {"org_id": made.org_id, "user_id": made.user_id, "project_id": made.project_id}
+    if json_output:
+        emit_json(result)
+    else:
+        console.print(
+            f"Created organization {made.org_id}, owner {email} (user {made.user_id}) and "
+            f"project {made.project_id}.\nNext: keyplane keys create --project {made.project_id} "
+            "--name 'My key' -p project:read -p conversation:read",
+            highlight=False,
+        )
+
+
+@projects_app.command("create")
+def projects_create(
+    org: Annotated[int, typer.Option("--org", help="Organization id.")],
+    name: Annotated[str, typer.Option(help="Project name.")],
+    json_output: JsonFlag = False,
+) -> None:
+    async def work(runtime: Runtime) -> Project:
+        async with runtime.transaction() as db:
+            return await accounts.create_project(db, org, name)
+
+    project = run(work)
+    data = {"id": project.id, "org_id": project.org_id, "name": project.name}
+    emit_json(data) if json_output else console.print(f"Created project {project.id}.")
+
+
+@projects_app.command("list")
+def projects_list(json_output: JsonFlag = False) -> None:
+    async def work(runtime: Runtime) -> list[dict[str, Any]]:
+        async with runtime.sessions() as db:
+            rows = (await db.scalars(select(Project).order_by(Project.id))).all()
+        return [
+            {"id": p.id, "org_id": p.org_id, "name": p.name, "created_at": iso(p.created_at)}
+            for p in rows
+        ]
+
+    data = run(work)
+    if json_output:
+        emit_json(data)
+    else:
+        table(
+            "Projects",
+            ["id", "org", "name", "created"],
+            [[p["id"], p["org_id"], p["name"], p["created_at"]] for p in data],
+        )
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="What the key is for, e.g. 'Production CRM Sync'.")],
+    permission: Annotated[
+        list[str], typer.Option("--permission", "-p", help="A permission; repeat for more.")
+    ],
+    project: Annotated[int | None, typer.Option(help="Project id (a project key).")] = None,
+    user: Annotated[str | None, typer.Option(help="Owner email (a user key).")] = None,
+    test: Annotated[bool, typer.Option("--test", help="An sk_test_ key (test data).")] = False,
+    expires_in: Annotated[str | None, typer.Option(help="e.g. 90d; default never.")] = None,
+    ip: Annotated[list[str] | None, typer.Option(help="Allowed CIDR; repeat for more.")] = None,
+    rate_limit: Annotated[str | None, typer.Option(help="Per-key override, e.g. 50/min.")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Create a project key (--project) or a user key (--user). The secret is printed once."""
+    if (project is None) == (user is None):
+        raise typer.BadParameter("give exactly one of --project ID or --user EMAIL")
+    spec = KeySpec(
+        name=name,
+        permissions=permission,
+        mode=Mode.TEST if test else Mode.LIVE,
+        expires_at=utcnow() + timedelta(seconds=parse_duration(expires_in)) if expires_in else None,
+        ip_allowlist=list(ip or []),
+        rate_limit=parse_rate(rate_limit) if rate_limit else None,
+    )
+
+    async def work(runtime: Runtime) -> dict[str, Any]:
+        async with runtime.transaction() as db:
+            if project is not None:
+                issued = await runtime.keys.create_project_key(db, Actor.operator(), project, spec)
+            else:
+                assert user is not None
+                owner = await accounts.user_by_email(db, user)
+                issued = await runtime.keys.create_user_key(db, Actor.operator(), owner.id, spec)
+        return describe(issued.row) | {"secret": issued.secret}
+
+    key = run(work)
+    if json_output:
+        emit_json(key)
+        return
+    console.print(
+        f"Created {key['kind']} key {key['id']} ({key['name']}) with "
+        f"{', '.join(key['permissions'])}.\n\n  {key['secret']}\n\n"
+        "Copy it now: it will not be shown again.",
+        highlight=False,
+    )
+
+
+@keys_app.command("list")
+def keys_list(
+    project: Annotated[int | None, typer.Option(help="Project id.")] = None,
+    user: Annotated[str | None, typer.Option(help="Owner email, for user keys.")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Active keys of a project (or a user), masked."""
+    if (project is None) == (user is None):
+        raise typer.BadParameter("give exactly one of --project ID or --user EMAIL")
+
+    async def work(runtime: Runtime) -> list[dict[str, Any]]:
+        async with runtime.sessions() as db:
+            if project is not None:
+                rows = await runtime.keys.list_project_keys(db, Actor.operator(), project)
+            else:
+                assert user is not None
+                owner = await accounts.user_by_email(db, user)
+                rows = await runtime.keys.list_user_keys(db, owner.id)
+        return [describe(r) for r in rows]
+
+    keys = run(work)
+    if json_output:
+        emit_json(keys)
+        return
+    table(
+        "API keys",
+        ["id", "name", "mode", "secret", "permissions", "created", "last used", "expires"],
+        [
+            [
+                k["id"],
+                k["name"],
+                k["mode"],
+                "••••" + k["hint"].lstrip("…"),
+                " ".join(k["permissions"]),
+                k["created_at"],
+                k["last_used_at"] or "never",
+                k["expires_at"] or "never",
+            ]
+            for k in keys
+        ],
+    )
+
+
+async def _key(runtime: Runtime, key_id: str) -> ApiKey:
+    async with runtime.sessions() as db:
+        row = await db.get(ApiKey, key_id)
+    revoked = aware(row.revoked_at) if row else None
+    if row is None or (revoked is not None and revoked <= utcnow()):
+        fail(f"No active key {key_id!r}.")
+    return row
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_…).")]) -> None:
+    """Revoke a key at once; running servers enforce it within a second."""
+
+    async def work(runtime: Runtime) -> None:
+        row = await _key(runtime, key_id)
+        async with runtime.transaction() as db:
+            await runtime.keys.revoke(db, Actor.operator(), await db.merge(row))
+
+    run(work)
+    console.print(f"Revoked {key_id}.")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    key_id: Annotated[str, typer.Argument(help="The key's id (key_…).")],
+    grace: Annotated[str, typer.Option(help="How long the old secret keeps working.")] = "24h",
+    json_output: JsonFlag = False,
+) -> None:
+    """Issue a new secret with the same settings; the old one works until the grace ends."""
+    grace_seconds = parse_duration(grace)
+
+    async def work(runtime: Runtime) -> dict[str, Any]:
+        row = await _key(runtime, key_id)
+        async with runtime.transaction() as db:
+            issued = await runtime.keys.rotate(
+                db, Actor.operator(), await db.merge(row), grace_seconds
+            )
+        return describe(issued.row) | {"secret": issued.secret}
+
+    key = run(work)
+    if json_output:
+        emit_json(key)
+        return
+    console.print(
+        f"Rotated {key_id} into {key['id']}.\n\n  {key['secret']}\n\nCopy it now: it will not be "
+        f"shown again. The old secret keeps working for {grace}.",
+        highlight=False,
+    )
+
+
+@app.command()
+def scan(paths: Annotated[list[Path], typer.Argument(help="Files or directories.")]) -> None:
+    """Find keyplane keys in files; exit 1 when any is found (use as a pre-commit hook)."""
+    found = list(scan_files(paths))
+    for file, line, masked in found:
+        console.print(f"{file}:{line}: keyplane key {masked}", highlight=False)
+    if found:
+        console.print(
+            f"{len(found)} key(s) found: remove them, and revoke any that was committed.",
+            style="bold red",
+        )
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()
