@@ -147,24 +147,31 @@ class World:
     project_id: int
     email: str
 
-    async def project_key(self, *permissions: str, project_id: int | None = None,
-                          test: bool = False, **kwargs: object) -> str:
+    async def project_key(
+        self, *permissions: str, project_id: int | None = None, test: bool = False, **kwargs: object
+    ) -> str:
         from keyplane.domain.keyformat import Mode
 
-        spec = KeySpec(name=str(kwargs.pop("name", "test key")), permissions=list(permissions),
-                       mode=Mode.TEST if test else Mode.LIVE, **kwargs)  # type: ignore[arg-type]
+        spec = KeySpec(
+            name=str(kwargs.pop("name", "test key")),
+            permissions=list(permissions),
+            mode=Mode.TEST if test else Mode.LIVE,
+            **kwargs,
+        )  # type: ignore[arg-type]
         async with self.runtime.transaction() as db:
             issued = await self.runtime.keys.create_project_key(
                 db, Actor.operator(), project_id or self.project_id, spec
             )
         return issued.secret
 
-    async def user_key(self, *permissions: str, user_id: int | None = None,
-                       test: bool = False) -> str:
+    async def user_key(
+        self, *permissions: str, user_id: int | None = None, test: bool = False
+    ) -> str:
         from keyplane.domain.keyformat import Mode
 
-        spec = KeySpec(name="user key", permissions=list(permissions),
-                       mode=Mode.TEST if test else Mode.LIVE)
+        spec = KeySpec(
+            name="user key", permissions=list(permissions), mode=Mode.TEST if test else Mode.LIVE
+        )
         async with self.runtime.transaction() as db:
             issued = await self.runtime.keys.create_user_key(
                 db, Actor.operator(), user_id or self.owner_id, spec
