@@ -21,7 +21,7 @@ from keyplane.domain.errors import KeyplaneError
 from keyplane.domain.keyformat import Mode
 from keyplane.runtime import Runtime
 from keyplane.services import accounts
-from keyplane.services.keys import Actor, KeySpec, describe
+from keyplane.services.keys import Actor, KeySpec, describe, reencrypt
 from keyplane.settings import Settings
 
 app = typer.Typer(
@@ -294,6 +294,18 @@ def keys_rotate(
         f"shown again. The old secret keeps working for {grace}.",
         highlight=False,
     )
+
+
+@keys_app.command("reencrypt")
+def keys_reencrypt() -> None:
+    """Move stored keys to the newest KEYPLANE_SECRET_KEY version (after adding one)."""
+
+    async def work(runtime: Runtime) -> int:
+        async with runtime.transaction() as db:
+            return await reencrypt(db, runtime.keyring)
+
+    moved = run(work)
+    console.print(f"Re-encrypted {moved} key(s); older secret versions are no longer needed.")
 
 
 @app.command()

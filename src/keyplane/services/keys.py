@@ -494,3 +494,17 @@ class KeyManager:
 def _gone(row: ApiKey) -> bool:
     revoked = aware(row.revoked_at)
     return revoked is not None and revoked <= utcnow()
+
+
+async def reencrypt(db: AsyncSession, keyring: Keyring) -> int:
+    """Move every stored key to the keyring's current secret version (new pepper for the
+    lookup, new key-encryption key for the sealed secret). Returns how many were moved; after
+    that the older versions can be dropped from KEYPLANE_SECRET_KEY."""
+    current = keyring.current.version
+    rows = (await db.scalars(select(ApiKey).where(ApiKey.secret_version != current))).all()
+    for row in rows:
+        secret = keyring.decrypt(row.secret_version, row.secret_sealed, row.id)
+        row.secret_version, row.secret_sealed = keyring.encrypt(secret, row.id)
+        row.lookup = keyring.lookup_hash(secret)
+        await record_change(db, "key", row.id)
+    return len(rows)
