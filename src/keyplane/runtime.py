@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from keyplane.adapters.memory.ratelimit import MemoryRateLimiter
+from keyplane.adapters.redis.ratelimit import RedisRateLimiter
 from keyplane.adapters.sql import repositories
 from keyplane.adapters.sql.database import create_engine, session_factory
 from keyplane.adapters.sql.migrate import upgrade
@@ -18,7 +20,8 @@ from keyplane.services.auth import Verifier
 from keyplane.services.changes import ChangeFeed
 from keyplane.services.crypto import Keyring, load_keyring
 from keyplane.services.keys import KeyManager
-from keyplane.settings import Settings
+from keyplane.services.ratelimit import RateLimiter
+from keyplane.settings import FailureMode, Settings
 
 
 @dataclass
@@ -30,6 +33,7 @@ class Runtime:
     verifier: Verifier
     keys: KeyManager
     changes: ChangeFeed
+    limiter: RateLimiter
 
     @classmethod
     async def start(
@@ -52,12 +56,21 @@ class Runtime:
             async with sessions() as db:
                 return await repositories.project_access(db, user_id, project_id)
 
+        limiter: RateLimiter
+        if settings.redis_url:
+            limiter = RedisRateLimiter.from_url(
+                settings.redis_url, fail_open=settings.rate_limit_failure is FailureMode.OPEN
+            )
+        else:
+            limiter = MemoryRateLimiter()
         verifier = Verifier(
             keyring=keyring,
             load_key=load_key,
             load_access=load_access,
+            limiter=limiter,
             accept_test_keys=settings.accept_test_keys,
             cache_size=settings.key_cache_size,
+            auth_failures_per_minute=settings.auth_failures_per_minute,
         )
         changes = ChangeFeed(
             sessions,
@@ -73,6 +86,7 @@ class Runtime:
             verifier=verifier,
             keys=KeyManager(keyring, settings.max_keys_per_project),
             changes=changes,
+            limiter=limiter,
         )
         if background:
             await changes.start()
@@ -80,6 +94,7 @@ class Runtime:
 
     async def close(self) -> None:
         await self.changes.stop()
+        await self.limiter.close()
         await self.engine.dispose()
 
     @asynccontextmanager
@@ -93,7 +108,19 @@ class Runtime:
             except BaseException:
                 await db.rollback()
                 raise
-            for key_id in db.info.pop(repositories.INVALIDATED_KEYS, ()):
-                self.verifier.invalidate_key(key_id)
-            if db.info.pop(repositories.ACCESS_CHANGED, False):
-                self.verifier.invalidate_access()
+            await self._announce(
+                db.info.pop(repositories.CHANGED_KEYS, {}),
+                db.info.pop(repositories.CHANGED_ORGS, {}),
+            )
+
+    async def _announce(self, keys: dict[str, tuple[int, int]], orgs: dict[int, int]) -> None:
+        """After a commit: drop this process's stale copies at once, and publish the new
+        versions so that every other instance drops theirs on its next request."""
+        by_org: dict[int, dict[str, int]] = {}
+        for key_id, (org_id, version) in keys.items():
+            self.verifier.invalidate_key(key_id)
+            by_org.setdefault(org_id, {})[key_id] = version
+        for org_id in orgs:
+            self.verifier.invalidate_org(org_id)
+        for org_id in by_org.keys() | orgs.keys():
+            await self.limiter.publish(org_id, by_org.get(org_id, {}), orgs.get(org_id))

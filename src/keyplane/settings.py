@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     key_cache_size: int = Field(default=100_000, ge=1)
     change_poll_seconds: float = Field(default=0.5, gt=0)
     last_used_flush_seconds: float = Field(default=60.0, gt=0)
+    # Failed key lookups allowed per client address and minute before lookups are refused.
+    auth_failures_per_minute: int = Field(default=30, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     session_cookie_secure: bool = False
     reveal_reauth_seconds: int = 300

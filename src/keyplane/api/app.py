@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from keyplane import __version__
 from keyplane.api import errors
 from keyplane.api.limits import BodyLimit
+from keyplane.api.ratelimit_headers import RateLimitHeaders
 from keyplane.api.routers import api_keys, conversations, permissions, projects, sessions
 from keyplane.runtime import Runtime
 from keyplane.settings import Settings
@@ -49,6 +50,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         return {"status": "ok"}
 
     max_bytes = (runtime.settings if runtime else settings or Settings()).max_body_bytes
+    app.add_middleware(RateLimitHeaders)
     app.add_middleware(BodyLimit, max_bytes=max_bytes)
     return app
 

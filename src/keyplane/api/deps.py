@@ -17,7 +17,7 @@ from keyplane.domain.keys import IpNetwork, KeyKind
 from keyplane.domain.permissions import Permission
 from keyplane.runtime import Runtime
 from keyplane.services import sessions
-from keyplane.services.auth import Principal
+from keyplane.services.auth import Principal, enforce
 from keyplane.services.keys import Actor
 from keyplane.services.sessions import SignedIn
 
@@ -72,11 +72,16 @@ def require(permission: Permission) -> Any:
 
     async def guard(request: Request, project_id: ProjectId) -> Principal:
         rt = runtime(request)
-        key = await rt.verifier.verify(
-            request.headers.get("authorization"), client_ip(request, rt.settings.trusted_proxies)
+        key, principal, decision = await rt.verifier.admit(
+            request.headers.get("authorization"),
+            client_ip(request, rt.settings.trusted_proxies),
+            project_id,
+            permission,
         )
-        principal = await rt.verifier.authorize(key, project_id, permission)
         request.state.key_id = key.id
+        request.state.ratelimit = decision
+        enforce(decision)
+        assert principal is not None
         return principal
 
     # The guard remembers its permission so that tests can enumerate which endpoint needs
@@ -118,8 +123,13 @@ async def management_actor(request: Request) -> Actor:
             )
         request.state.signed_in = signed_in
         return Actor(user_id=signed_in.user_id, ip=ip, user_agent=agent)
-    key = await rt.verifier.verify(authorization, ip)
+    project_id = str(request.path_params.get("project_id", ""))
+    key, _, decision = await rt.verifier.admit(
+        authorization, ip, int(project_id) if project_id.isdigit() else None, None
+    )
     request.state.key_id = key.id
+    request.state.ratelimit = decision
+    enforce(decision)
     if key.kind is KeyKind.PROJECT:
         raise InsufficientPermissions(
             "Project keys cannot manage API keys; use the dashboard or a user key with "

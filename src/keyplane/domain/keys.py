@@ -17,6 +17,7 @@ from keyplane.domain.errors import (
 )
 from keyplane.domain.keyformat import Mode
 from keyplane.domain.permissions import Permission
+from keyplane.domain.ratelimit import PLAN_LIMITS, Limits, Scope
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -40,6 +41,25 @@ class VerifiedKey:
     expires_at: float | None
     revoked_at: float | None
     ip_allowlist: tuple[IpNetwork, ...] = ()
+    version: int = 1
+    # Rate limiting (DESIGN §5): who shares the budget, the shared budget's limits, and this
+    # key's own limits when it carries an override (None: no budget of its own).
+    scope: Scope = Scope.KEY
+    scope_limits: Limits = PLAN_LIMITS["standard"]
+    own_limits: Limits | None = None
+
+    def budgets(self, project_id: int | None) -> list[tuple[str, Limits]]:
+        """The (bucket id, limits) pairs a request on `project_id` is counted against (None:
+        a request outside any project, such as /v1/me)."""
+        own = ("k:" + self.id, self.own_limits) if self.own_limits else None
+        if self.scope is Scope.KEY or (self.scope is Scope.PROJECT and project_id is None):
+            return [own or ("k:" + self.id, self.scope_limits)]
+        shared = (
+            ("p:" + str(project_id), self.scope_limits)
+            if self.scope is Scope.PROJECT
+            else ("o:" + str(self.org_id), self.scope_limits)
+        )
+        return [shared, own] if own else [shared]
 
     def check_usable(self, now: float) -> None:
         if self.revoked_at is not None and self.revoked_at <= now:
@@ -93,15 +113,25 @@ def bearer_token(header: str | None) -> str:
             "Send your API key in the Authorization header: 'Authorization: Bearer sk_live_…'."
         )
     scheme, sep, token = header.partition(" ")
+    if scheme.startswith("sk_"):
+        raise MalformedAuthorization(
+            "The Authorization header holds a key without a scheme; send "
+            "'Authorization: Bearer <key>'."
+        )
     if not sep:
         found = "an empty header" if not header.strip() else "a value without a scheme"
         raise MalformedAuthorization(
             f"The Authorization header holds {found}; send 'Authorization: Bearer <key>'."
         )
     if scheme.lower() != "bearer":
-        shown = scheme[:20] if scheme.isascii() and scheme.isprintable() else "an unknown"
+        # Name well-known schemes (Basic, Digest, Token…); never echo anything longer, which
+        # could be a credential of some other kind.
+        shown = scheme if scheme.isascii() and scheme.isalpha() and len(scheme) <= 12 else None
         raise MalformedAuthorization(
-            f"The Authorization header uses the {shown} scheme; API keys are sent as "
+            f"The Authorization header uses the {shown or 'an unrecognised'} scheme; API keys "
+            "are sent as 'Authorization: Bearer <key>'."
+            if shown
+            else "The Authorization header does not start with 'Bearer '; API keys are sent as "
             "'Authorization: Bearer <key>'."
         )
     if not token:

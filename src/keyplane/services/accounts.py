@@ -16,7 +16,7 @@ from keyplane.adapters.sql.models import (
     ProjectMember,
     User,
 )
-from keyplane.adapters.sql.repositories import record_change, utcnow
+from keyplane.adapters.sql.repositories import access_changed, utcnow
 from keyplane.domain.errors import Conflict, NotFound, ValidationFailed
 from keyplane.domain.permissions import ORG_PERMISSIONS, closure, parse_permissions
 from keyplane.domain.roles import BUILTIN_ROLE_PREFIXES, OrgRole, ProjectRole
@@ -70,7 +70,7 @@ async def set_org_role(db: AsyncSession, org_id: int, user_id: int, role: str) -
         db.add(OrgMember(org_id=org_id, user_id=user_id, role=org_role))
     else:
         member.role = org_role
-    await record_change(db, "user", user_id)
+    await access_changed(db, org_id)
 
 
 async def create_project(db: AsyncSession, org_id: int, name: str) -> Project:
@@ -104,10 +104,11 @@ async def add_project_role(db: AsyncSession, project_id: int, user_id: int, role
             )
     if await db.get(ProjectMember, (project_id, user_id, role)) is None:
         db.add(ProjectMember(project_id=project_id, user_id=user_id, role=role))
-    await record_change(db, "user", user_id)
+    await access_changed(db, project.org_id)
 
 
 async def remove_project_member(db: AsyncSession, project_id: int, user_id: int) -> None:
+    project = await get_project(db, project_id)
     for member in (
         await db.scalars(
             select(ProjectMember).where(
@@ -116,7 +117,7 @@ async def remove_project_member(db: AsyncSession, project_id: int, user_id: int)
         )
     ).all():
         await db.delete(member)
-    await record_change(db, "user", user_id)
+    await access_changed(db, project.org_id)
 
 
 async def define_custom_role(
@@ -136,7 +137,7 @@ async def define_custom_role(
         db.add(role)
     else:
         role.permissions = sorted(granted)
-    await record_change(db, "org", org_id)
+    await access_changed(db, org_id)
     await db.flush()
     return role
 

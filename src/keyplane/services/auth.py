@@ -13,16 +13,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from keyplane.adapters.memory.lru import LRUCache
+from keyplane.adapters.memory.ratelimit import MemoryRateLimiter
 from keyplane.domain.errors import (
     InsufficientPermissions,
     InvalidApiKey,
     ProjectMismatch,
+    RateLimitExceeded,
     WrongEnvironment,
 )
 from keyplane.domain.keyformat import Mode, parse
 from keyplane.domain.keys import KeyKind, VerifiedKey, bearer_token
 from keyplane.domain.permissions import Permission
+from keyplane.domain.ratelimit import Decision, Limits
 from keyplane.services.crypto import Keyring
+from keyplane.services.ratelimit import RateLimiter, Versions
 
 KeyLoader = Callable[[list[bytes]], Awaitable[VerifiedKey | None]]
 # (user id, project id) -> (org id, permissions) or None when the user cannot reach it
@@ -51,8 +55,10 @@ class Verifier:
         keyring: Keyring,
         load_key: KeyLoader,
         load_access: AccessLoader,
+        limiter: RateLimiter | None = None,
         accept_test_keys: bool = True,
         cache_size: int = 100_000,
+        auth_failures_per_minute: int = 30,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.keyring = keyring
@@ -64,6 +70,13 @@ class Verifier:
             cache_size
         )
         self.clock = clock
+        self.limiter: RateLimiter = limiter or MemoryRateLimiter(clock=clock)
+        # Failed lookups per client address: once over the limit, that address may still use
+        # keys already verified (cache hits), but no more lookups: guessing is throttled,
+        # valid keys in use are never slowed.
+        self._failures = MemoryRateLimiter(max_buckets=100_000, clock=clock)
+        self._failure_limits = Limits(per_minute=auth_failures_per_minute, per_day=10**9)
+        self._org_access_seen: dict[int, int] = {}
         # key id -> last use (unix seconds), drained by the change feed's periodic flush
         self.used: dict[str, float] = {}
 
@@ -78,19 +91,28 @@ class Verifier:
         lookup = self.keyring.lookup_hash(parsed.value)
         key = self.keys.get(lookup)
         if key is None:
-            key = await self._miss(parsed.value, lookup)
+            key = await self._miss(parsed.value, lookup, client_ip)
         now = self.clock()
         key.check_usable(now)
         key.check_ip(client_ip)
         self.used[key.id] = now
         return key
 
-    async def _miss(self, secret: str, lookup: bytes) -> VerifiedKey:
+    async def _miss(self, secret: str, lookup: bytes, client_ip: str | None) -> VerifiedKey:
+        failures = [("ip:" + (client_ip or "unknown"), self._failure_limits)]
+        if not self._failures.peek(failures).allowed:
+            retry = self._failures.peek(failures).retry_after
+            raise RateLimitExceeded(
+                f"Too many failed authentication attempts from your address. Please retry "
+                f"after {retry} seconds.",
+                retry_after=retry,
+            )
         lookups = [lookup] + [
             self.keyring.lookup_hash(secret, v) for v in self.keyring.versions[1:]
         ]
         key = await self._load_key(lookups)
         if key is None:
+            self._failures.decide(failures)
             raise InvalidApiKey(
                 "No such API key; it may have been mistyped, or it belongs to another keyplane "
                 "installation."
@@ -133,6 +155,50 @@ class Verifier:
             )
         return Principal(key=key, project_id=project_id, permissions=permissions)
 
+    async def admit(
+        self,
+        authorization: str | None,
+        client_ip: str | None,
+        project_id: int | None,
+        permission: Permission | None,
+    ) -> tuple[VerifiedKey, Principal | None, Decision | None]:
+        """The whole request gate: authenticate, authorize (when a permission is asked for on
+        a project) and count the request against its rate limits, in one limiter round trip
+        that also tells whether another instance changed the key since it was cached.
+
+        The caller enforces the decision (`enforce`) after recording it for the response
+        headers, which a 429 carries too."""
+        key = await self.verify(authorization, client_ip)
+        principal = await self._authorize_if(key, project_id, permission)
+        outcome = await self.limiter.hit(key.org_id, key.budgets(project_id), key.id)
+        if outcome is None:  # shared limiter down, failing open
+            return key, principal, None
+        decision, versions = outcome
+        if self._stale(key, versions):
+            key = await self.verify(authorization, client_ip)
+            principal = await self._authorize_if(key, project_id, permission)
+        return key, principal, decision
+
+    async def _authorize_if(
+        self, key: VerifiedKey, project_id: int | None, permission: Permission | None
+    ) -> Principal | None:
+        if project_id is None or permission is None:
+            return None
+        return await self.authorize(key, project_id, permission)
+
+    def _stale(self, key: VerifiedKey, versions: Versions) -> bool:
+        stale = False
+        if versions.key is not None and versions.key > key.version:
+            self.invalidate_key(key.id)
+            stale = True
+        if versions.access is not None:
+            seen = self._org_access_seen.get(key.org_id)
+            self._org_access_seen[key.org_id] = versions.access
+            if seen is not None and versions.access > seen:
+                self.invalidate_org(key.org_id)
+                stale = True
+        return stale
+
     async def user_access(self, user_id: int, project_id: int) -> tuple[int, frozenset[Permission]]:
         """A user's current (org id, permissions) on a project, cached like keys."""
         access = self.access.get((user_id, project_id))
@@ -145,10 +211,30 @@ class Verifier:
     def invalidate_key(self, key_id: str) -> None:
         self.keys.evict_where(lambda _lookup, key: key.id == key_id)
 
-    def invalidate_access(self) -> None:
-        """Memberships or roles changed: recompute every user's access on next use."""
+    def invalidate_org(self, org_id: int) -> None:
+        """Memberships, roles or settings of an organization changed: re-read its keys (they
+        carry its rate limits) and everyone's access (cheap, and changes are rare)."""
+        self.keys.evict_where(lambda _lookup, key: key.org_id == org_id)
         self.access.clear()
 
     def drain_used(self) -> dict[str, float]:
         used, self.used = self.used, {}
         return used
+
+
+def enforce(decision: Decision | None) -> None:
+    if decision is not None and not decision.allowed:
+        raise rate_limit_error(decision)
+
+
+def rate_limit_error(decision: Decision) -> RateLimitExceeded:
+    seconds = decision.retry_after
+    if decision.daily_exceeded:
+        return RateLimitExceeded(
+            f"Daily quota of {decision.daily_limit} requests exceeded. Please retry after "
+            f"{seconds} seconds, when the quota resets at 00:00 UTC.",
+            retry_after=seconds,
+        )
+    return RateLimitExceeded(
+        f"Rate limit exceeded. Please retry after {seconds} seconds.", retry_after=seconds
+    )

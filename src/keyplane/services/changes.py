@@ -84,8 +84,8 @@ class ChangeFeed:
                 continue
             if scope == "key":
                 self._verifier.invalidate_key(ref)
-            else:
-                self._verifier.invalidate_access()
+            elif scope == "org":
+                self._verifier.invalidate_org(int(ref))
             self._applied[seq] = now
             self._seq = max(self._seq, seq)
             applied += 1

@@ -14,8 +14,8 @@ from keyplane.adapters.sql.models import ApiKey, AuditEvent, OrgMember, Project
 from keyplane.adapters.sql.repositories import (
     aware,
     iso,
+    key_changed,
     project_access,
-    record_change,
     utcnow,
 )
 from keyplane.domain import keyformat
@@ -469,7 +469,7 @@ class KeyManager:
         # The change event reaches other processes through the feed; this process drops its
         # cache entry once the transaction has committed (see Runtime.transaction), so that no
         # request can re-cache the old row in between.
-        await record_change(db, "key", row.id)
+        await key_changed(db, row)
 
     @staticmethod
     def _audit(
@@ -506,5 +506,5 @@ async def reencrypt(db: AsyncSession, keyring: Keyring) -> int:
         secret = keyring.decrypt(row.secret_version, row.secret_sealed, row.id)
         row.secret_version, row.secret_sealed = keyring.encrypt(secret, row.id)
         row.lookup = keyring.lookup_hash(secret)
-        await record_change(db, "key", row.id)
+        await key_changed(db, row)
     return len(rows)

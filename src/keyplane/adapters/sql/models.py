@@ -47,6 +47,13 @@ class Organization(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     plan: Mapped[str] = mapped_column(String(32), default="standard")
+    # Enterprise organizations' custom limits (DESIGN §5); other plans use the plan's.
+    rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer)
+    rate_limit_per_day: Mapped[int | None] = mapped_column(Integer)
+    rate_limit_scope: Mapped[str] = mapped_column(String(16), default="key", server_default="key")
+    # Bumped on every membership or role change; with Redis, instances compare it on each
+    # request to drop stale cached permissions at once.
+    access_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(_tz())
 
 
@@ -130,6 +137,8 @@ class ApiKey(Base):
     # A future revoked_at is a rotation grace period: the key works until then.
     revoked_at: Mapped[datetime | None] = mapped_column(_tz())
     rotated_from: Mapped[str | None] = mapped_column(String(40))
+    # Bumped on every change; with Redis, instances compare it on each request (DESIGN §5).
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class ChangeEvent(Base):

@@ -13,6 +13,7 @@ from keyplane.adapters.sql.models import (
     ApiKey,
     ChangeEvent,
     CustomRole,
+    Organization,
     OrgMember,
     Project,
     ProjectMember,
@@ -20,6 +21,7 @@ from keyplane.adapters.sql.models import (
 from keyplane.domain.keyformat import Mode
 from keyplane.domain.keys import KeyKind, VerifiedKey, parse_ip_allowlist
 from keyplane.domain.permissions import Permission
+from keyplane.domain.ratelimit import ENTERPRISE_DEFAULT, Limits, Scope, effective_limits
 from keyplane.domain.roles import OrgRole, project_permissions
 
 
@@ -47,7 +49,21 @@ def iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
-def to_verified(row: ApiKey) -> VerifiedKey:
+def org_limits(org: Organization) -> Limits:
+    """The organization's shared budget: its plan's, or an enterprise's custom limits."""
+    custom = None
+    if org.rate_limit_per_minute is not None or org.rate_limit_per_day is not None:
+        fallback = ENTERPRISE_DEFAULT
+        custom = Limits(
+            per_minute=org.rate_limit_per_minute or fallback.per_minute,
+            per_day=org.rate_limit_per_day or fallback.per_day,
+        )
+    return effective_limits(org.plan, custom, None)
+
+
+def to_verified(row: ApiKey, org: Organization) -> VerifiedKey:
+    shared = org_limits(org)
+    own = effective_limits(org.plan, shared, row.rate_limit) if row.rate_limit else None
     return VerifiedKey(
         id=row.id,
         kind=KeyKind(row.kind),
@@ -59,12 +75,22 @@ def to_verified(row: ApiKey) -> VerifiedKey:
         expires_at=epoch(row.expires_at),
         revoked_at=epoch(row.revoked_at),
         ip_allowlist=parse_ip_allowlist(row.ip_allowlist or ()),
+        version=row.version,
+        scope=Scope(org.rate_limit_scope),
+        scope_limits=shared,
+        own_limits=own,
     )
 
 
 async def key_by_lookup(db: AsyncSession, lookups: Sequence[bytes]) -> VerifiedKey | None:
-    row = (await db.execute(select(ApiKey).where(ApiKey.lookup.in_(lookups)))).scalars().first()
-    return None if row is None else to_verified(row)
+    found = (
+        await db.execute(
+            select(ApiKey, Organization)
+            .join(Organization, Organization.id == ApiKey.org_id)
+            .where(ApiKey.lookup.in_(lookups))
+        )
+    ).first()
+    return None if found is None else to_verified(found[0], found[1])
 
 
 async def project_access(
@@ -102,18 +128,35 @@ async def project_access(
     return project.org_id, permissions
 
 
-# Session.info entries naming what a transaction changed, so that its own process drops the
-# cached copies right after the commit (other processes learn it from the change feed).
-INVALIDATED_KEYS = "keyplane.invalidated_keys"
-ACCESS_CHANGED = "keyplane.access_changed"
+# Session.info entries naming what a transaction changed, so that after the commit its own
+# process drops the cached copies and tells other processes through Redis (other processes
+# also learn it from the change feed).
+CHANGED_KEYS = "keyplane.changed_keys"  # key id -> (org id, new version)
+CHANGED_ORGS = "keyplane.changed_orgs"  # org id -> new access version
 
 
 async def record_change(db: AsyncSession, scope: str, ref: str | int) -> None:
     db.add(ChangeEvent(scope=scope, ref=str(ref), created_at=utcnow()))
-    if scope == "key":
-        db.info.setdefault(INVALIDATED_KEYS, set()).add(str(ref))
-    else:
-        db.info[ACCESS_CHANGED] = True
+
+
+async def key_changed(db: AsyncSession, row: ApiKey) -> None:
+    """A key's permissions, settings or state changed: bump its version and announce it."""
+    row.version = (row.version or 1) + 1
+    await record_change(db, "key", row.id)
+    db.info.setdefault(CHANGED_KEYS, {})[row.id] = (row.org_id, row.version)
+
+
+async def access_changed(db: AsyncSession, org_id: int) -> None:
+    """Memberships, roles or organization settings changed: every cached permission and key
+    of the organization must be re-read."""
+    version = await db.scalar(
+        update(Organization)
+        .where(Organization.id == org_id)
+        .values(access_version=Organization.access_version + 1)
+        .returning(Organization.access_version)
+    )
+    await record_change(db, "org", org_id)
+    db.info.setdefault(CHANGED_ORGS, {})[org_id] = int(version or 0)
 
 
 async def latest_change(db: AsyncSession) -> int:

@@ -1,0 +1,1 @@
+"""Redis backends: the shared rate limiter that also carries change versions."""

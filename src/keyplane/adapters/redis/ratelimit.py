@@ -1,0 +1,200 @@
+"""Rate limiting on Redis: one Lua script per request, one round trip, Redis server time.
+
+The script drains and checks every budget of the request, counts it only if all admit it, and
+returns the drained state plus the key's and the organization's change versions; the decision
+itself is computed in Python by the same `domain.ratelimit.check` the memory backend uses, so
+both backends share one implementation of the maths.
+
+Calls made in the same event-loop turn are coalesced into one pipeline: many concurrent
+requests cost one round trip together. All keys of one call share the hash tag `{o:<org>}`,
+so the script runs on one shard of a Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError, RedisError
+
+from keyplane.domain.ratelimit import DAY_MS, Bucket, Decision, Limits, check, combine
+from keyplane.services.ratelimit import LimiterUnavailable, Versions
+
+log = structlog.get_logger(__name__)
+
+HIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local n = tonumber(ARGV[1])
+local T = 60000
+local DAY = 86400000
+local day = math.floor(now / DAY)
+local out = {now}
+local ok = true
+local state = {}
+for i = 1, n do
+  local per_minute = tonumber(ARGV[i * 3 - 1])
+  local per_day = tonumber(ARGV[i * 3])
+  local capacity = tonumber(ARGV[i * 3 + 1])
+  local h = redis.call('HMGET', KEYS[i], 'd', 's', 'y', 'c')
+  local debt = tonumber(h[1]) or 0
+  local elapsed = now - (tonumber(h[2]) or 0)
+  if elapsed > 0 then
+    if elapsed * per_minute >= debt then debt = 0 else debt = debt - elapsed * per_minute end
+  end
+  local count = tonumber(h[4]) or 0
+  if tonumber(h[3]) ~= day then count = 0 end
+  if debt + T > capacity * T or count >= per_day then ok = false end
+  state[i] = {debt, count}
+  out[#out + 1] = debt
+  out[#out + 1] = count
+end
+if ok then
+  for i = 1, n do
+    redis.call('HSET', KEYS[i], 'd', state[i][1] + T, 's', now, 'y', day, 'c', state[i][2] + 1)
+    redis.call('PEXPIREAT', KEYS[i], (day + 1) * DAY + 60000)
+  end
+end
+out[#out + 1] = tonumber(redis.call('GET', KEYS[n + 1]) or 0)
+out[#out + 1] = tonumber(redis.call('GET', KEYS[n + 2]) or 0)
+return out
+"""
+
+# Versions only move forward, whatever order concurrent publishers arrive in.
+PUBLISH = """
+for i = 1, #KEYS do
+  if tonumber(redis.call('GET', KEYS[i]) or 0) < tonumber(ARGV[i]) then
+    redis.call('SET', KEYS[i], ARGV[i], 'EX', 86400)
+  end
+end
+return 0
+"""
+
+
+def _tag(org_id: int) -> str:
+    return f"kp:{{o:{org_id}}}"
+
+
+class RedisRateLimiter:
+    def __init__(self, client: Redis, *, fail_open: bool = True) -> None:
+        self.client = client
+        self.fail_open = fail_open
+        self.failures = 0
+        self._hit_sha: str | None = None
+        self._pending: list[tuple[list[str], list[int], asyncio.Future[list[int]]]] = []
+        self._flush_scheduled = False
+
+    @classmethod
+    def from_url(cls, url: str, *, fail_open: bool = True) -> RedisRateLimiter:
+        client = Redis.from_url(
+            url, socket_timeout=1.0, socket_connect_timeout=1.0, health_check_interval=30
+        )
+        return cls(client, fail_open=fail_open)
+
+    async def hit(
+        self, org_id: int, budgets: list[tuple[str, Limits]], key_id: str
+    ) -> tuple[Decision, Versions] | None:
+        """The decision, or None when Redis is unreachable and the limiter fails open."""
+        tag = _tag(org_id)
+        keys = [f"{tag}:b:{bucket}" for bucket, _ in budgets]
+        keys += [f"{tag}:v:{key_id}", f"{tag}:acc"]
+        args = [len(budgets)]
+        for _, limits in budgets:
+            args += [limits.per_minute, limits.per_day, limits.capacity]
+        try:
+            raw = await self._call(keys, args)
+        except (RedisError, OSError) as error:
+            self.failures += 1
+            log.warning("rate_limiter_unavailable", error=type(error).__name__)
+            if self.fail_open:
+                return None
+            raise LimiterUnavailable(
+                "Rate limiting is temporarily unavailable and this server is configured to "
+                "refuse requests meanwhile; retry in a few seconds."
+            ) from None
+        now_ms = int(raw[0])
+        day = now_ms // DAY_MS
+        decisions = []
+        for index, (_, limits) in enumerate(budgets):
+            debt, count = int(raw[1 + 2 * index]), int(raw[2 + 2 * index])
+            bucket = Bucket(debt=debt, stamp_ms=now_ms, day=day, day_count=count)
+            decisions.append(check(bucket, limits, now_ms)[0])
+        decision = combine(decisions) if len(decisions) > 1 else decisions[0]
+        return decision, Versions(key=int(raw[-2]), access=int(raw[-1]))
+
+    # --- coalescing --------------------------------------------------------------------------
+    async def _call(self, keys: list[str], args: list[int]) -> list[int]:
+        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._pending.append((keys, args, future))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        self._flush_scheduled = False
+        task = asyncio.get_running_loop().create_task(self._run(batch))
+        task.add_done_callback(lambda _t: None)
+
+    async def _run(
+        self, batch: list[tuple[list[str], list[int], asyncio.Future[list[int]]]]
+    ) -> None:
+        try:
+            if self._hit_sha is None:
+                self._hit_sha = await self.client.script_load(HIT)
+            results = await self._pipeline(batch)
+            if any(isinstance(r, NoScriptError) for r in results):  # Redis restarted
+                self._hit_sha = await self.client.script_load(HIT)
+                results = await self._pipeline(batch)
+        except BaseException as error:  # every waiter must hear about it
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(
+                        error if isinstance(error, Exception) else RedisError(str(error))
+                    )
+            return
+        for (_, _, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    async def _pipeline(self, batch: list[tuple[list[str], list[int], Any]]) -> list[Any]:
+        assert self._hit_sha is not None
+        if len(batch) == 1:  # the common case needs no pipeline object
+            keys, args, _ = batch[0]
+            try:
+                return [await self.client.evalsha(self._hit_sha, len(keys), *keys, *args)]
+            except NoScriptError as error:
+                return [error]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for keys, args, _ in batch:
+                pipe.evalsha(self._hit_sha, len(keys), *keys, *args)
+            return list(await pipe.execute(raise_on_error=False))
+
+    # --- versions ----------------------------------------------------------------------------
+    async def publish(
+        self, org_id: int, key_versions: dict[str, int], access_version: int | None
+    ) -> None:
+        tag = _tag(org_id)
+        keys = [f"{tag}:v:{key_id}" for key_id in key_versions]
+        args = list(key_versions.values())
+        if access_version is not None:
+            keys.append(f"{tag}:acc")
+            args.append(access_version)
+        if not keys:
+            return
+        try:
+            await self.client.eval(PUBLISH, len(keys), *keys, *args)
+        except (RedisError, OSError) as error:
+            # Other instances still learn it from the change feed within a poll interval.
+            self.failures += 1
+            log.warning("version_publish_failed", error=type(error).__name__)
+
+    async def close(self) -> None:
+        await self.client.aclose()

@@ -1,0 +1,168 @@
+"""Rate-limit maths (DESIGN §5), pure and exact.
+
+Per-minute limit L as GCRA: each request adds one emission interval T = 60 s / L of "debt";
+a request is admitted while debt + T ≤ C·T, with capacity C = L + ceil(L/6) (the seed's
+"up to 2x for up to 10 seconds" burst). Debt drains at L·T per minute, i.e. in real time.
+
+To stay exact forever (no floating-point drift, identical in Python and in the Redis Lua
+script, whose numbers are doubles), time is counted in units of 1/L milliseconds: then
+T = 60000 units exactly, and elapsed milliseconds drain `elapsed_ms · L` units. Debt never
+exceeds C·60000, so every value stays far below 2**53.
+
+The daily limit D counts requests per UTC day. All limits are checked before any is counted:
+a rejected request consumes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+from keyplane.domain.errors import ValidationFailed
+
+MINUTE_MS = 60_000
+DAY_MS = 86_400_000
+T_UNITS = MINUTE_MS  # one emission interval, in units of 1/L ms
+MAX_PER_MINUTE = 1_000_000
+MAX_PER_DAY = 1_000_000_000
+
+
+class Scope(StrEnum):
+    """Who shares a budget: each key (default), all keys of a project, or of an organization."""
+
+    KEY = "key"
+    PROJECT = "project"
+    ORG = "org"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    per_minute: int
+    per_day: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.per_minute <= MAX_PER_MINUTE:
+            raise ValidationFailed(
+                f"A per-minute limit must be between 1 and {MAX_PER_MINUTE}, not {self.per_minute}."
+            )
+        if not 1 <= self.per_day <= MAX_PER_DAY:
+            raise ValidationFailed(
+                f"A daily limit must be between 1 and {MAX_PER_DAY}, not {self.per_day}."
+            )
+
+    @property
+    def capacity(self) -> int:
+        return burst_capacity(self.per_minute)
+
+
+PLAN_LIMITS: dict[str, Limits] = {
+    "standard": Limits(per_minute=100, per_day=10_000),
+    "professional": Limits(per_minute=300, per_day=50_000),
+}
+# Enterprise organizations carry custom limits; until set, they get professional's.
+ENTERPRISE_DEFAULT = PLAN_LIMITS["professional"]
+
+
+def burst_capacity(per_minute: int) -> int:
+    return per_minute + math.ceil(per_minute / 6)
+
+
+def effective_limits(plan: str, custom: Limits | None, override: dict[str, int] | None) -> Limits:
+    """The plan's limits (or an enterprise organization's custom ones), lowered by a key's
+    override; only enterprise keys may raise them."""
+    base = (custom or ENTERPRISE_DEFAULT) if plan == "enterprise" else PLAN_LIMITS[plan]
+    if not override:
+        return base
+    per_minute = override.get("per_minute", base.per_minute)
+    per_day = override.get("per_day", base.per_day)
+    if plan != "enterprise":
+        per_minute = min(per_minute, base.per_minute)
+        per_day = min(per_day, base.per_day)
+    return Limits(per_minute=per_minute, per_day=per_day)
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """A budget's state: GCRA debt (units of 1/L ms) as of `stamp_ms`, and the day count."""
+
+    debt: int = 0
+    stamp_ms: int = 0
+    day: int = -1
+    day_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    limit: int  # L, for X-RateLimit-Limit
+    remaining: int  # requests left within L, never negative
+    reset_ms: int  # unix ms when remaining is back at L
+    retry_after_ms: int  # 0 when allowed
+    daily_limit: int
+    daily_remaining: int
+    daily_exceeded: bool = False
+
+    @property
+    def retry_after(self) -> int:
+        """Whole seconds to wait, at least 1 when rejected."""
+        return 0 if self.allowed else max(1, -(-self.retry_after_ms // 1000))
+
+    @property
+    def reset(self) -> int:
+        return -(-self.reset_ms // 1000)
+
+
+def _drained(bucket: Bucket, limits: Limits, now_ms: int) -> int:
+    elapsed = now_ms - bucket.stamp_ms
+    if elapsed <= 0:
+        return bucket.debt
+    # Compare in milliseconds first so that a long-idle bucket never multiplies huge numbers.
+    if elapsed * limits.per_minute >= bucket.debt:
+        return 0
+    return bucket.debt - elapsed * limits.per_minute
+
+
+def check(bucket: Bucket, limits: Limits, now_ms: int) -> tuple[Decision, Bucket]:
+    """Decide one request; return the decision and the bucket to store if it is admitted
+    (callers store nothing for a rejected request)."""
+    per_minute = limits.per_minute
+    ceiling = limits.capacity * T_UNITS
+    debt = _drained(bucket, limits, now_ms)
+    day = now_ms // DAY_MS
+    day_count = bucket.day_count if bucket.day == day else 0
+    minute_ok = debt + T_UNITS <= ceiling
+    day_ok = day_count < limits.per_day
+    allowed = minute_ok and day_ok
+    new_debt = debt + T_UNITS if allowed else debt
+    tokens = (ceiling - new_debt) // T_UNITS
+    refill_units = max(0, new_debt - (limits.capacity - per_minute) * T_UNITS)
+    reset_ms = now_ms + -(-refill_units // per_minute)
+    if allowed:
+        retry_ms = 0
+    elif not day_ok:
+        retry_ms = (day + 1) * DAY_MS - now_ms
+    else:
+        retry_ms = -(-(debt + T_UNITS - ceiling) // per_minute)
+    decision = Decision(
+        allowed=allowed,
+        limit=per_minute,
+        remaining=max(0, min(per_minute, tokens)),
+        reset_ms=reset_ms,
+        retry_after_ms=retry_ms,
+        daily_limit=limits.per_day,
+        daily_remaining=max(0, limits.per_day - day_count - (1 if allowed else 0)),
+        daily_exceeded=not day_ok,
+    )
+    if not allowed:
+        return decision, bucket
+    return decision, Bucket(debt=new_debt, stamp_ms=now_ms, day=day, day_count=day_count + 1)
+
+
+def combine(decisions: list[Decision]) -> Decision:
+    """Several budgets apply (a shared scope and a key's own override): the request passes
+    only if all admit it; headers describe the tightest one."""
+    rejected = [d for d in decisions if not d.allowed]
+    if rejected:
+        return max(rejected, key=lambda d: d.retry_after_ms)
+    return min(decisions, key=lambda d: (d.remaining, d.daily_remaining))
