@@ -12,6 +12,7 @@ from keyplane.api import errors
 from keyplane.api.limits import BodyLimit
 from keyplane.api.ratelimit_headers import RateLimitHeaders
 from keyplane.api.routers import api_keys, conversations, permissions, projects, sessions
+from keyplane.api.schemas import errors_doc
 from keyplane.runtime import Runtime
 from keyplane.settings import Settings
 
@@ -43,7 +44,9 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         app.state.runtime = runtime
     errors.install(app)
     for module in (permissions, projects, conversations, api_keys, sessions):
-        app.include_router(module.router)
+        # Any endpoint may answer these, whatever its own errors: unreadable or oversized
+        # bodies, and the rate limit.
+        app.include_router(module.router, responses=errors_doc(400, 413, 422, 429))
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

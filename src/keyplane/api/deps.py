@@ -17,7 +17,7 @@ from keyplane.domain.keys import IpNetwork, KeyKind
 from keyplane.domain.permissions import Permission
 from keyplane.runtime import Runtime
 from keyplane.services import sessions
-from keyplane.services.auth import Principal, enforce
+from keyplane.services.auth import Principal
 from keyplane.services.keys import Actor
 from keyplane.services.sessions import SignedIn
 
@@ -72,17 +72,17 @@ def require(permission: Permission) -> Any:
 
     async def guard(request: Request, project_id: ProjectId) -> Principal:
         rt = runtime(request)
-        key, principal, decision = await rt.verifier.admit(
+        admission = await rt.verifier.admit(
             request.headers.get("authorization"),
             client_ip(request, rt.settings.trusted_proxies),
             project_id,
             permission,
         )
-        request.state.key_id = key.id
-        request.state.ratelimit = decision
-        enforce(decision)
-        assert principal is not None
-        return principal
+        request.state.key_id = admission.key.id
+        request.state.ratelimit = admission.decision
+        admission.enforce()
+        assert admission.principal is not None
+        return admission.principal
 
     # The guard remembers its permission so that tests can enumerate which endpoint needs
     # which permission (the permission-by-endpoint matrix).
@@ -123,13 +123,14 @@ async def management_actor(request: Request) -> Actor:
             )
         request.state.signed_in = signed_in
         return Actor(user_id=signed_in.user_id, ip=ip, user_agent=agent)
-    project_id = str(request.path_params.get("project_id", ""))
-    key, _, decision = await rt.verifier.admit(
-        authorization, ip, int(project_id) if project_id.isdigit() else None, None
-    )
+    # Path parameters are validated after dependencies run: only trust an id in range.
+    raw_project = str(request.path_params.get("project_id", ""))
+    project_id = int(raw_project) if raw_project.isdigit() and len(raw_project) < 19 else None
+    admission = await rt.verifier.admit(authorization, ip, project_id, None)
+    key = admission.key
     request.state.key_id = key.id
-    request.state.ratelimit = decision
-    enforce(decision)
+    request.state.ratelimit = admission.decision
+    admission.enforce()
     if key.kind is KeyKind.PROJECT:
         raise InsufficientPermissions(
             "Project keys cannot manage API keys; use the dashboard or a user key with "

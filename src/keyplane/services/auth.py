@@ -17,6 +17,7 @@ from keyplane.adapters.memory.ratelimit import MemoryRateLimiter
 from keyplane.domain.errors import (
     InsufficientPermissions,
     InvalidApiKey,
+    KeyplaneError,
     ProjectMismatch,
     RateLimitExceeded,
     WrongEnvironment,
@@ -33,6 +34,21 @@ KeyLoader = Callable[[list[bytes]], Awaitable[VerifiedKey | None]]
 AccessLoader = Callable[[int, int], Awaitable[tuple[int, frozenset[Permission]] | None]]
 
 _NO_ACCESS: tuple[int, frozenset[Permission]] = (0, frozenset())
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What the request gate decided: the key, the principal when authorized, the
+    rate-limit decision (None when no limiter answered) and the error to answer with."""
+
+    key: VerifiedKey
+    principal: Principal | None
+    decision: Decision | None
+    error: KeyplaneError | None
+
+    def enforce(self) -> None:
+        if self.error is not None:
+            raise self.error
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,23 +177,41 @@ class Verifier:
         client_ip: str | None,
         project_id: int | None,
         permission: Permission | None,
-    ) -> tuple[VerifiedKey, Principal | None, Decision | None]:
-        """The whole request gate: authenticate, authorize (when a permission is asked for on
-        a project) and count the request against its rate limits, in one limiter round trip
-        that also tells whether another instance changed the key since it was cached.
+    ) -> Admission:
+        """The whole request gate: authenticate, count the request against its rate limits
+        (one limiter round trip, which also tells whether another instance changed the key
+        since it was cached), then authorize when a permission is asked for on a project.
 
-        The caller enforces the decision (`enforce`) after recording it for the response
-        headers, which a 429 carries too."""
+        Authentication errors raise at once. A rate-limit rejection or an authorization error
+        comes back in the Admission, so that the caller can put the rate-limit headers on
+        that response too: every authenticated response carries them."""
         key = await self.verify(authorization, client_ip)
-        principal = await self._authorize_if(key, project_id, permission)
-        outcome = await self.limiter.hit(key.org_id, key.budgets(project_id), key.id)
-        if outcome is None:  # shared limiter down, failing open
-            return key, principal, None
-        decision, versions = outcome
-        if self._stale(key, versions):
-            key = await self.verify(authorization, client_ip)
+        outcome = await self.limiter.hit(
+            key.org_id, key.budgets(await self._budget_project(key, project_id)), key.id
+        )
+        decision = None
+        if outcome is not None:  # None: the shared limiter is down and failing open
+            decision, versions = outcome
+            if self._stale(key, versions):
+                key = await self.verify(authorization, client_ip)
+        if decision is not None and not decision.allowed:
+            return Admission(key, None, decision, rate_limit_error(decision))
+        try:
             principal = await self._authorize_if(key, project_id, permission)
-        return key, principal, decision
+        except KeyplaneError as error:
+            return Admission(key, None, decision, error)
+        return Admission(key, principal, decision, None)
+
+    async def _budget_project(self, key: VerifiedKey, project_id: int | None) -> int | None:
+        """Which project's budget a request is charged to: a project key's own; for a user
+        key the path's project, but only one its owner can reach — nobody may drain the
+        budget of a project they have no access to."""
+        if key.kind is KeyKind.PROJECT:
+            return key.project_id
+        if project_id is None or key.user_id is None:
+            return None
+        org_id, held = await self.user_access(key.user_id, project_id)
+        return project_id if held and org_id == key.org_id else None
 
     async def _authorize_if(
         self, key: VerifiedKey, project_id: int | None, permission: Permission | None
@@ -220,11 +254,6 @@ class Verifier:
     def drain_used(self) -> dict[str, float]:
         used, self.used = self.used, {}
         return used
-
-
-def enforce(decision: Decision | None) -> None:
-    if decision is not None and not decision.allowed:
-        raise rate_limit_error(decision)
 
 
 def rate_limit_error(decision: Decision) -> RateLimitExceeded:
