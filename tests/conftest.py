@@ -26,6 +26,7 @@ from keyplane.services import accounts
 from keyplane.services.keys import Actor, KeySpec
 from keyplane.settings import Settings
 
+REDIS_URL = os.environ.get("KEYPLANE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POSTGRES_ADMIN = os.environ.get(
     "KEYPLANE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
@@ -84,6 +85,34 @@ def postgres_database() -> Iterator[str]:
     url = asyncio.run(create())
     yield url
     asyncio.run(drop())
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A reachable Redis, emptied for this test. Redis is required, never skipped."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.flushdb()
+    except redis.RedisError as error:
+        pytest.fail(
+            f"Redis is required but {REDIS_URL} is unreachable ({error}); start it "
+            "(see README) or point KEYPLANE_TEST_REDIS_URL at one.",
+            pytrace=False,
+        )
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture(params=["memory", "redis"])
+def limiter_backend(request: pytest.FixtureRequest) -> str | None:
+    """For limiter tests: None (in-process memory) or a Redis URL."""
+    if request.param == "redis":
+        url: str = request.getfixturevalue("redis_url")
+        return url
+    return None
 
 
 @pytest.fixture(params=BACKENDS)

@@ -59,7 +59,7 @@ class Runtime:
         limiter: RateLimiter
         if settings.redis_url:
             limiter = RedisRateLimiter.from_url(
-                settings.redis_url, fail_open=settings.rate_limit_failure is FailureMode.OPEN
+                settings.redis_url, fail_open=settings.rate_limit_failure == FailureMode.OPEN
             )
         else:
             limiter = MemoryRateLimiter()

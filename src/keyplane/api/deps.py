@@ -125,7 +125,8 @@ async def management_actor(request: Request) -> Actor:
         return Actor(user_id=signed_in.user_id, ip=ip, user_agent=agent)
     # Path parameters are validated after dependencies run: only trust an id in range.
     raw_project = str(request.path_params.get("project_id", ""))
-    project_id = int(raw_project) if raw_project.isdigit() and len(raw_project) < 19 else None
+    in_range = raw_project.isascii() and raw_project.isdigit() and len(raw_project) < 19
+    project_id = int(raw_project) if in_range else None
     admission = await rt.verifier.admit(authorization, ip, project_id, None)
     key = admission.key
     request.state.key_id = key.id

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from keyplane.domain import errors as e
+from keyplane.services.ratelimit import LimiterUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +43,7 @@ STATUS: dict[type[e.KeyplaneError], int] = {
     e.ValidationFailed: 422,
     e.PermissionDependency: 422,
     e.RateLimitExceeded: 429,
+    LimiterUnavailable: 503,
 }
 
 # Errors about the credential itself; RFC 6750 asks for error="invalid_token" on these.

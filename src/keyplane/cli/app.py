@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 
-from keyplane.adapters.sql.models import ApiKey, Project
-from keyplane.adapters.sql.repositories import aware, iso, utcnow
+from keyplane.adapters.sql.models import ApiKey, Organization, Project
+from keyplane.adapters.sql.repositories import aware, iso, org_limits, utcnow
 from keyplane.cli.durations import parse_duration, parse_rate
 from keyplane.cli.output import console, emit_json, fail, table
 from keyplane.cli.scan import scan as scan_files
@@ -31,7 +31,9 @@ app = typer.Typer(
 )
 projects_app = typer.Typer(help="Create and list projects.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create, list, rotate and revoke API keys.", no_args_is_help=True)
+orgs_app = typer.Typer(help="Plans and rate-limit settings of organizations.", no_args_is_help=True)
 app.add_typer(projects_app, name="projects")
+app.add_typer(orgs_app, name="orgs")
 app.add_typer(keys_app, name="keys")
 
 T = TypeVar("T")
@@ -72,7 +74,7 @@ def serve(
     run(migrate)  # migrate once here, so that workers never race to do it
     console.print(
         f"keyplane listening on [bold]http://{host}:{port}[/] "
-        f"(database: {settings.database_url}).\n"
+        f"(database: {make_url(settings.database_url).render_as_string(hide_password=True)}).\n"
         "First time? Create an owner, an organization and a project with:\n"
         "  keyplane bootstrap --email you@example.com --password '…'\n"
         "then a key with: keyplane keys create --project 1 --name 'My key' -p project:read",
@@ -117,6 +119,64 @@ def bootstrap(
             "--name 'My key' -p project:read -p conversation:read",
             highlight=False,
         )
+
+
+def _org_json(org: Organization) -> dict[str, Any]:
+    limits = org_limits(org)
+    return {
+        "id": org.id,
+        "name": org.name,
+        "plan": org.plan,
+        "rate_limit": {"per_minute": limits.per_minute, "per_day": limits.per_day},
+        "rate_limit_scope": org.rate_limit_scope,
+    }
+
+
+@orgs_app.command("set-plan")
+def orgs_set_plan(
+    org_id: Annotated[int, typer.Argument(help="Organization id.")],
+    plan: Annotated[str, typer.Option(help="standard, professional or enterprise.")],
+    per_minute: Annotated[
+        int | None, typer.Option(help="Enterprise only: custom requests per minute.")
+    ] = None,
+    per_day: Annotated[int | None, typer.Option(help="Enterprise only: custom per day.")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Change an organization's plan (and an enterprise's custom limits)."""
+
+    async def work(runtime: Runtime) -> dict[str, Any]:
+        async with runtime.transaction() as db:
+            return _org_json(await accounts.set_plan(db, org_id, plan, per_minute, per_day))
+
+    data = run(work)
+    if json_output:
+        emit_json(data)
+    else:
+        limits = data["rate_limit"]
+        console.print(
+            f"Organization {org_id} is on the {data['plan']} plan: {limits['per_minute']}/min, "
+            f"{limits['per_day']}/day.",
+            highlight=False,
+        )
+
+
+@orgs_app.command("set-limit-scope")
+def orgs_set_limit_scope(
+    org_id: Annotated[int, typer.Argument(help="Organization id.")],
+    scope: Annotated[str, typer.Argument(help="key (default), project or org.")],
+    json_output: JsonFlag = False,
+) -> None:
+    """Choose who shares a rate-limit budget: each key, each project, or the organization."""
+
+    async def work(runtime: Runtime) -> dict[str, Any]:
+        async with runtime.transaction() as db:
+            return _org_json(await accounts.set_limit_scope(db, org_id, scope))
+
+    data = run(work)
+    if json_output:
+        emit_json(data)
+    else:
+        console.print(f"Organization {org_id} now limits per {scope}.")
 
 
 @projects_app.command("create")
@@ -309,11 +369,14 @@ def keys_reencrypt() -> None:
 
 
 @app.command()
-def scan(paths: Annotated[list[Path], typer.Argument(help="Files or directories.")]) -> None:
+def scan(
+    paths: Annotated[list[Path], typer.Argument(help="Files or directories.", exists=True)],
+) -> None:
     """Find keyplane keys in files; exit 1 when any is found (use as a pre-commit hook)."""
     found = list(scan_files(paths))
     for file, line, masked in found:
-        console.print(f"{file}:{line}: keyplane key {masked}", highlight=False)
+        # Plain output, never wrapped: hooks and CI parse one finding per line.
+        typer.echo(f"{file}:{line}: keyplane key {masked}")
     if found:
         console.print(
             f"{len(found)} key(s) found: remove them, and revoke any that was committed.",

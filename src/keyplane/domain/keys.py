@@ -108,6 +108,8 @@ def parse_ip_allowlist(entries: Iterable[str]) -> tuple[IpNetwork, ...]:
 
 def bearer_token(header: str | None) -> str:
     """The token of an RFC 6750 `Authorization: Bearer <token>` header."""
+    if header is not None and header.startswith("Bearer ") and len(header) > 7:
+        return header[7:]  # the common, well-formed case, without the diagnosis below
     if header is None:
         raise MissingAuthorization(
             "Send your API key in the Authorization header: 'Authorization: Bearer sk_live_…'."

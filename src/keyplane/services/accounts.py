@@ -19,6 +19,7 @@ from keyplane.adapters.sql.models import (
 from keyplane.adapters.sql.repositories import access_changed, utcnow
 from keyplane.domain.errors import Conflict, NotFound, ValidationFailed
 from keyplane.domain.permissions import ORG_PERMISSIONS, closure, parse_permissions
+from keyplane.domain.ratelimit import ENTERPRISE_DEFAULT, PLAN_LIMITS, Limits, Scope
 from keyplane.domain.roles import BUILTIN_ROLE_PREFIXES, OrgRole, ProjectRole
 from keyplane.services.passwords import MIN_PASSWORD_LENGTH, hash_password
 
@@ -35,6 +36,47 @@ async def create_org(db: AsyncSession, name: str, plan: str = "standard") -> Org
     org = Organization(name=name, plan=plan, created_at=utcnow())
     db.add(org)
     await db.flush()
+    return org
+
+
+async def set_plan(
+    db: AsyncSession,
+    org_id: int,
+    plan: str,
+    per_minute: int | None = None,
+    per_day: int | None = None,
+) -> Organization:
+    """Change an organization's plan; enterprise organizations may carry custom limits."""
+    _check_plan(plan)
+    org = await db.get(Organization, org_id)
+    if org is None:
+        raise NotFound(f"No organization with id {org_id}.")
+    if plan != "enterprise" and (per_minute is not None or per_day is not None):
+        raise ValidationFailed(
+            f"Custom limits are for the enterprise plan; the {plan} plan has fixed limits of "
+            f"{PLAN_LIMITS[plan].per_minute}/min and {PLAN_LIMITS[plan].per_day}/day."
+        )
+    if per_minute is not None or per_day is not None:
+        Limits(  # validates the ranges, naming what is wrong
+            per_minute=per_minute or ENTERPRISE_DEFAULT.per_minute,
+            per_day=per_day or ENTERPRISE_DEFAULT.per_day,
+        )
+    org.plan = plan
+    org.rate_limit_per_minute = per_minute if plan == "enterprise" else None
+    org.rate_limit_per_day = per_day if plan == "enterprise" else None
+    await access_changed(db, org_id)
+    return org
+
+
+async def set_limit_scope(db: AsyncSession, org_id: int, scope: str) -> Organization:
+    """Who shares a rate-limit budget: each key, each project, or the whole organization."""
+    if scope not in Scope._value2member_map_:
+        raise ValidationFailed(f"Unknown limit scope {scope!r}; choose one of {', '.join(Scope)}.")
+    org = await db.get(Organization, org_id)
+    if org is None:
+        raise NotFound(f"No organization with id {org_id}.")
+    org.rate_limit_scope = scope
+    await access_changed(db, org_id)
     return org
 
 

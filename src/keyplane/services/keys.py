@@ -10,11 +10,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keyplane.adapters.sql.models import ApiKey, AuditEvent, OrgMember, Project
+from keyplane.adapters.sql.models import ApiKey, AuditEvent, Organization, OrgMember, Project
 from keyplane.adapters.sql.repositories import (
     aware,
     iso,
     key_changed,
+    org_limits,
     project_access,
     utcnow,
 )
@@ -36,6 +37,7 @@ from keyplane.domain.permissions import (
     closure,
     parse_permissions,
 )
+from keyplane.domain.ratelimit import Limits
 from keyplane.services.crypto import Keyring
 
 MAX_NAME_LENGTH = 200
@@ -118,18 +120,36 @@ def _clean_name(name: str) -> str:
     return name
 
 
-def _clean_rate_limit(rate_limit: dict[str, int] | None) -> dict[str, int] | None:
-    if rate_limit is None:
+def _clean_rate_limit(
+    rate_limit: dict[str, int] | None, org: Organization
+) -> dict[str, int] | None:
+    """A key's own limits: lower than its organization's, or anything in range for an
+    enterprise organization (DESIGN §5)."""
+    if not rate_limit:
         return None
     allowed = {"per_minute", "per_day"}
-    unknown = set(rate_limit) - allowed
-    if unknown or any(not isinstance(v, int) or v < 1 for v in rate_limit.values()):
+    if set(rate_limit) - allowed or any(
+        not isinstance(v, int) or isinstance(v, bool) for v in rate_limit.values()
+    ):
         raise ValidationFailed(
-            "rate_limit takes positive integers per_minute and/or per_day, e.g. "
-            '{"per_minute": 50}.',
+            'rate_limit takes integers per_minute and/or per_day, e.g. {"per_minute": 50}.',
             details=[{"loc": ["rate_limit"], "msg": "invalid rate limit"}],
         )
-    return dict(rate_limit) or None
+    shared = org_limits(org)
+    wanted = Limits(  # validates the ranges, naming what is wrong
+        per_minute=rate_limit.get("per_minute", shared.per_minute),
+        per_day=rate_limit.get("per_day", shared.per_day),
+    )
+    if org.plan != "enterprise" and (
+        wanted.per_minute > shared.per_minute or wanted.per_day > shared.per_day
+    ):
+        raise ValidationFailed(
+            f"A key's rate limit can only lower the {org.plan} plan's "
+            f"{shared.per_minute}/min and {shared.per_day}/day; enterprise organizations can "
+            "set custom limits.",
+            details=[{"loc": ["rate_limit"], "msg": "above the plan's limits"}],
+        )
+    return dict(rate_limit)
 
 
 def _future(expires_at: datetime | None) -> datetime | None:
@@ -356,7 +376,7 @@ class KeyManager:
             hint=keyformat.hint(secret),
             permissions=sorted(granted),
             ip_allowlist=[str(n) for n in parse_ip_allowlist(spec.ip_allowlist)],
-            rate_limit=_clean_rate_limit(spec.rate_limit),
+            rate_limit=_clean_rate_limit(spec.rate_limit, await self._org(db, org_id)),
             created_at=now,
             created_by=actor.user_id,
             updated_at=now,
@@ -408,7 +428,7 @@ class KeyManager:
         if "rate_limit" in changes.sent:
             limit = changes.rate_limit
             assert limit is None or isinstance(limit, dict)
-            row.rate_limit = _clean_rate_limit(limit)
+            row.rate_limit = _clean_rate_limit(limit, await self._org(db, row.org_id))
             diff["rate_limit"] = row.rate_limit
         row.updated_at = utcnow()
         self._audit(db, actor, row, "api_key.updated", diff)
@@ -464,6 +484,12 @@ class KeyManager:
         secret = self.keyring.decrypt(row.secret_version, row.secret_sealed, row.id)
         self._audit(db, actor, row, "api_key.revealed", {})
         return secret
+
+    @staticmethod
+    async def _org(db: AsyncSession, org_id: int) -> Organization:
+        org = await db.get(Organization, org_id)
+        assert org is not None
+        return org
 
     async def _changed(self, db: AsyncSession, row: ApiKey) -> None:
         # The change event reaches other processes through the feed; this process drops its

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 
-# A hash to verify against when the user does not exist, so that timing does not reveal which
-# emails have accounts.
-_DUMMY_HASH = _hasher.hash("keyplane-timing-equalizer")
+
+@cache
+def _dummy_hash() -> str:
+    """A hash to verify against when the user does not exist, so that timing does not reveal
+    which emails have accounts. Computed on first use, not at import: the CLI never needs it."""
+    return _hasher.hash("keyplane-timing-equalizer")
+
 
 MIN_PASSWORD_LENGTH = 8
 
@@ -20,6 +26,6 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or _dummy_hash(), password) and bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False

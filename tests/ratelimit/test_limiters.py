@@ -1,0 +1,143 @@
+"""The two limiter backends behave identically (DESIGN §5); Redis in one round trip."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aredis
+
+from keyplane.adapters.memory.ratelimit import MemoryRateLimiter
+from keyplane.adapters.redis.ratelimit import RedisRateLimiter
+from keyplane.domain.ratelimit import Limits
+from keyplane.services.ratelimit import LimiterUnavailable, RateLimiter
+
+FAST = Limits(per_minute=600, per_day=1_000_000)  # T = 100 ms, capacity 700
+# T = 1 s: slow enough that the test's own run time refills nothing.
+STEADY = Limits(per_minute=60, per_day=1_000_000)  # capacity 70
+
+
+@pytest.fixture
+async def limiter(limiter_backend: str | None) -> AsyncIterator[RateLimiter]:
+    backend: RateLimiter = (
+        RedisRateLimiter.from_url(limiter_backend) if limiter_backend else MemoryRateLimiter()
+    )
+    yield backend
+    await backend.close()
+
+
+async def _admitted(limiter: RateLimiter, budgets: list[tuple[str, Limits]], n: int) -> int:
+    count = 0
+    for _ in range(n):
+        outcome = await limiter.hit(1, budgets, "key_a")
+        assert outcome is not None
+        count += outcome[0].allowed
+    return count
+
+
+async def test_burst_then_refill(limiter: RateLimiter) -> None:
+    budgets = [("k:key_a", STEADY)]
+    assert await _admitted(limiter, budgets, 80) == 70
+    outcome = await limiter.hit(1, budgets, "key_a")
+    assert outcome is not None
+    decision = outcome[0]
+    assert not decision.allowed
+    assert 0 < decision.retry_after_ms <= 1000
+    assert decision.retry_after == 1
+    assert decision.remaining == 0
+    await asyncio.sleep(decision.retry_after_ms / 1000 + 0.02)
+    assert await _admitted(limiter, budgets, 1) == 1
+
+
+async def test_all_limits_are_checked_before_any_is_counted(limiter: RateLimiter) -> None:
+    tight = Limits(per_minute=600, per_day=3)
+    shared = [("p:1", STEADY), ("k:key_a", tight)]
+    assert await _admitted(limiter, shared, 5) == 3
+    # The rejected requests did not count against the shared budget: it still has 67.
+    assert await _admitted(limiter, [("p:1", STEADY)], 70) == 67
+
+
+async def test_daily_quota(limiter: RateLimiter) -> None:
+    budgets = [("k:daily", Limits(per_minute=600, per_day=2))]
+    assert await _admitted(limiter, budgets, 2) == 2
+    outcome = await limiter.hit(1, budgets, "key_a")
+    assert outcome is not None
+    decision = outcome[0]
+    assert decision.daily_exceeded
+    assert decision.retry_after <= 86_400
+    assert decision.daily_remaining == 0
+
+
+async def test_concurrent_requests_never_exceed_the_capacity(limiter: RateLimiter) -> None:
+    budgets = [("k:race", Limits(per_minute=60, per_day=1_000_000))]  # capacity 70
+    outcomes = await asyncio.gather(*(limiter.hit(1, budgets, "key_a") for _ in range(200)))
+    assert sum(o is not None and o[0].allowed for o in outcomes) == 70
+
+
+async def test_redis_decides_in_one_round_trip_and_coalesces(redis_url: str) -> None:
+    limiter = RedisRateLimiter.from_url(redis_url)
+    admin = aredis.Redis.from_url(redis_url)
+    try:
+        await limiter.hit(1, [("k:warm", FAST)], "key_a")  # loads the script
+        await admin.config_resetstat()
+        round_trips = 0
+        original = limiter.client.evalsha
+        original_pipeline = limiter.client.pipeline
+
+        async def counted_evalsha(*args: object) -> object:
+            nonlocal round_trips
+            round_trips += 1
+            return await original(*args)  # type: ignore[arg-type]
+
+        def counted_pipeline(*args: object, **kwargs: object) -> object:
+            nonlocal round_trips
+            round_trips += 1
+            return original_pipeline(*args, **kwargs)  # type: ignore[arg-type]
+
+        limiter.client.evalsha = counted_evalsha  # type: ignore[method-assign]
+        limiter.client.pipeline = counted_pipeline  # type: ignore[method-assign]
+        for _ in range(10):  # sequential: one round trip each
+            await limiter.hit(1, [("k:one", FAST), ("p:1", FAST)], "key_a")
+        assert round_trips == 10
+        await asyncio.gather(*(limiter.hit(1, [("k:many", FAST)], "key_a") for _ in range(50)))
+        assert round_trips == 11  # fifty concurrent decisions, one pipeline
+        stats = await admin.info("commandstats")
+        commands = {name.removeprefix("cmdstat_"): v["calls"] for name, v in stats.items()}
+        assert commands.pop("evalsha") == 60
+        # Everything else ran inside the script, on the server, in the same round trip.
+        inside_script = {"time", "hmget", "hset", "pexpireat", "get"}
+        commands.pop("config|resetstat", None)
+        assert set(commands) <= inside_script, f"commands besides the script: {commands}"
+    finally:
+        await limiter.close()
+        await admin.aclose()
+
+
+async def test_redis_returns_published_versions(redis_url: str) -> None:
+    limiter = RedisRateLimiter.from_url(redis_url)
+    try:
+        outcome = await limiter.hit(7, [("k:v", FAST)], "key_v")
+        assert outcome is not None
+        assert outcome[1].key == 0
+        await limiter.publish(7, {"key_v": 3}, 5)
+        await limiter.publish(7, {"key_v": 2}, 4)  # late, older: ignored
+        outcome = await limiter.hit(7, [("k:v", FAST)], "key_v")
+        assert outcome is not None
+        assert (outcome[1].key, outcome[1].access) == (3, 5)
+    finally:
+        await limiter.close()
+
+
+@pytest.mark.parametrize("fail_open", [True, False])
+async def test_redis_down_fails_open_or_closed(fail_open: bool) -> None:
+    limiter = RedisRateLimiter.from_url("redis://127.0.0.1:1/0", fail_open=fail_open)
+    try:
+        if fail_open:
+            assert await limiter.hit(1, [("k:x", FAST)], "key_x") is None
+        else:
+            with pytest.raises(LimiterUnavailable):
+                await limiter.hit(1, [("k:x", FAST)], "key_x")
+        assert limiter.failures == 1
+    finally:
+        await limiter.close()
