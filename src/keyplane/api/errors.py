@@ -97,7 +97,6 @@ def _describe(details: list[dict[str, Any]]) -> str:
 
 
 _HTTP_CODES = {
-    400: "bad_request",
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
@@ -117,6 +116,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI could not decode the body
+            return error_response(
+                e.ValidationFailed(
+                    "The request body could not be read; send UTF-8 JSON with "
+                    "'Content-Type: application/json'.",
+                    details=[{"loc": ["body"], "msg": "unreadable body"}],
+                )
+            )
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = {
             404: f"No endpoint at {request.url.path}; see /docs for the API.",

@@ -85,6 +85,7 @@ class RedisRateLimiter:
         self._hit_sha: str | None = None
         self._pending: list[tuple[list[str], list[int], asyncio.Future[list[int]]]] = []
         self._flush_scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_url(cls, url: str, *, fail_open: bool = True) -> RedisRateLimiter:
@@ -137,7 +138,9 @@ class RedisRateLimiter:
         batch, self._pending = self._pending, []
         self._flush_scheduled = False
         task = asyncio.get_running_loop().create_task(self._run(batch))
-        task.add_done_callback(lambda _t: None)
+        # The loop keeps only a weak reference to tasks: hold one until it is done.
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _run(
         self, batch: list[tuple[list[str], list[int], asyncio.Future[list[int]]]]
