@@ -10,9 +10,18 @@ from fastapi import FastAPI
 from keyplane import __version__
 from keyplane.api import errors
 from keyplane.api.limits import BodyLimit
+from keyplane.api.middleware import RequestContext
 from keyplane.api.ratelimit_headers import RateLimitHeaders
-from keyplane.api.routers import api_keys, conversations, permissions, projects, sessions
+from keyplane.api.routers import (
+    api_keys,
+    conversations,
+    operations,
+    permissions,
+    projects,
+    sessions,
+)
 from keyplane.api.schemas import errors_doc
+from keyplane.observability import Metrics, configure_logging
 from keyplane.runtime import Runtime
 from keyplane.settings import Settings
 
@@ -34,30 +43,33 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
             return
         started = await Runtime.start(settings or Settings())
         app.state.runtime = started
+        metrics.watch(started)
         try:
             yield
         finally:
             await started.close()
 
     app = FastAPI(title="keyplane", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    metrics = Metrics()
+    app.state.metrics = metrics
     if runtime is not None:
         app.state.runtime = runtime
+        metrics.watch(runtime)
     errors.install(app)
-    for module in (permissions, projects, conversations, api_keys, sessions):
+    for module in (permissions, projects, conversations, api_keys, sessions, operations):
         # Any endpoint may answer these, whatever its own errors: unreadable or oversized
         # bodies, and the rate limit.
         app.include_router(module.router, responses=errors_doc(400, 413, 422, 429))
 
-    @app.get("/healthz", tags=["operations"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
     max_bytes = (runtime.settings if runtime else settings or Settings()).max_body_bytes
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(BodyLimit, max_bytes=max_bytes)
+    app.add_middleware(RequestContext, metrics=metrics)  # outermost: sees every response
     return app
 
 
 def create_app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` and `keyplane serve --workers N`."""
-    return create_app(settings=Settings())
+    settings = Settings()
+    configure_logging(json_format=settings.log_format == "json")
+    return create_app(settings=settings)

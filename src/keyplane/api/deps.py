@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import time
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -15,9 +16,10 @@ from keyplane.domain.errors import (
 )
 from keyplane.domain.keys import IpNetwork, KeyKind
 from keyplane.domain.permissions import Permission
+from keyplane.observability import Metrics
 from keyplane.runtime import Runtime
 from keyplane.services import sessions
-from keyplane.services.auth import Principal
+from keyplane.services.auth import Admission, Principal
 from keyplane.services.keys import Actor
 from keyplane.services.sessions import SignedIn
 
@@ -66,20 +68,31 @@ def client_ip(request: Request, trusted_proxies: list[str]) -> str | None:
     return hops[0] if hops else peer
 
 
+def _observe(request: Request, admission: Admission, seconds: float) -> None:
+    """Leave the gate's outcome for the response headers, logs and metrics."""
+    request.state.key_id = admission.key.id
+    request.state.ratelimit = admission.decision
+    metrics: Metrics = request.app.state.metrics
+    metrics.verify_seconds.observe(seconds)
+    decision = admission.decision
+    result = "unavailable" if decision is None else "allowed" if decision.allowed else "rejected"
+    metrics.limiter_decisions.labels(result).inc()
+
+
 def require(permission: Permission) -> Any:
     """A dependency that authenticates the API key and checks `permission` on the path's
     project. Returns the Principal."""
 
     async def guard(request: Request, project_id: ProjectId) -> Principal:
         rt = runtime(request)
+        started = time.perf_counter()
         admission = await rt.verifier.admit(
             request.headers.get("authorization"),
             client_ip(request, rt.settings.trusted_proxies),
             project_id,
             permission,
         )
-        request.state.key_id = admission.key.id
-        request.state.ratelimit = admission.decision
+        _observe(request, admission, time.perf_counter() - started)
         admission.enforce()
         assert admission.principal is not None
         return admission.principal
@@ -127,11 +140,11 @@ async def management_actor(request: Request) -> Actor:
     raw_project = str(request.path_params.get("project_id", ""))
     in_range = raw_project.isascii() and raw_project.isdigit() and len(raw_project) < 19
     project_id = int(raw_project) if in_range else None
+    started = time.perf_counter()
     admission = await rt.verifier.admit(authorization, ip, project_id, None)
-    key = admission.key
-    request.state.key_id = key.id
-    request.state.ratelimit = admission.decision
+    _observe(request, admission, time.perf_counter() - started)
     admission.enforce()
+    key = admission.key
     if key.kind is KeyKind.PROJECT:
         raise InsufficientPermissions(
             "Project keys cannot manage API keys; use the dashboard or a user key with "

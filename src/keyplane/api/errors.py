@@ -106,17 +106,20 @@ _HTTP_CODES = {
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(e.KeyplaneError)
-    async def _domain(_request: Request, exc: e.KeyplaneError) -> JSONResponse:
+    async def _domain(request: Request, exc: e.KeyplaneError) -> JSONResponse:
+        request.state.error_code = exc.code
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = _validation_details(exc)
+        request.state.error_code = e.ValidationFailed.code
         return error_response(e.ValidationFailed(_describe(details), details=details))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400:  # FastAPI could not decode the body
+            request.state.error_code = e.ValidationFailed.code
             return error_response(
                 e.ValidationFailed(
                     "The request body could not be read; send UTF-8 JSON with "
@@ -125,6 +128,7 @@ def install(app: FastAPI) -> None:
                 )
             )
         code = _HTTP_CODES.get(exc.status_code, "http_error")
+        request.state.error_code = code
         message = {
             404: f"No endpoint at {request.url.path}; see /docs for the API.",
             405: f"{request.method} is not allowed on {request.url.path}.",
@@ -137,6 +141,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        request.state.error_code = "internal_error"
         log.error("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
         return JSONResponse(
             {"error": "internal_error", "message": "Something went wrong on our side; retry."},

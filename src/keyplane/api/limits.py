@@ -24,6 +24,7 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            scope.setdefault("state", {})["error_code"] = "payload_too_large"
             body = json.dumps({"error": "payload_too_large", "message": self._message()}).encode()
             await send(
                 {

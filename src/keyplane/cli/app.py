@@ -87,6 +87,7 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        access_log=False,  # keyplane logs each request itself, structured, with ids
         server_header=False,
     )
 

@@ -43,6 +43,9 @@ class ChangeFeed:
         self._task: asyncio.Task[None] | None = None
         self._last_flush = time.monotonic()
         self._last_prune = 0.0
+        # Wall-clock times of the last successful poll and flush, for the lag metrics.
+        self.polled_at = time.time()
+        self.flushed_at = time.time()
 
     async def start(self) -> None:
         async with self._sessions() as db:
@@ -89,6 +92,7 @@ class ChangeFeed:
             self._applied[seq] = now
             self._seq = max(self._seq, seq)
             applied += 1
+        self.polled_at = time.time()
         horizon = now - 2 * LATE_COMMIT_WINDOW.total_seconds()
         self._applied = {s: t for s, t in self._applied.items() if t > horizon}
         return applied
@@ -97,11 +101,13 @@ class ChangeFeed:
         self._last_flush = time.monotonic()
         used = self._verifier.drain_used()
         if not used:
+            self.flushed_at = time.time()
             return
         try:
             async with self._sessions() as db:
                 await repositories.touch_last_used(db, used.items())
                 await db.commit()
+            self.flushed_at = time.time()
         except Exception:
             # Put them back so that the next flush retries; newer uses win.
             for key_id, at in used.items():

@@ -199,5 +199,11 @@ class RedisRateLimiter:
             self.failures += 1
             log.warning("version_publish_failed", error=type(error).__name__)
 
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.client.ping())
+        except (RedisError, OSError):
+            return False
+
     async def close(self) -> None:
         await self.client.aclose()
