@@ -9,6 +9,8 @@ from keyplane.adapters.memory.lru import LRUCache
 from keyplane.domain.ratelimit import Bucket, Decision, Limits, check, combine
 from keyplane.services.ratelimit import NO_VERSIONS, Versions
 
+_EMPTY = Bucket()
+
 
 class MemoryRateLimiter:
     def __init__(
@@ -30,10 +32,20 @@ class MemoryRateLimiter:
 
     def decide(self, budgets: list[tuple[str, Limits]], *, count: bool = True) -> Decision:
         now_ms = int(self.clock() * 1000)
+        if len(budgets) == 1:  # the common case: one budget, no combining
+            bucket_id, limits = budgets[0]
+            bucket = self._buckets.get(bucket_id)
+            decision, after = check(bucket or _EMPTY, limits, now_ms)
+            if decision.allowed and count:
+                if bucket is None:
+                    self._buckets.put(bucket_id, after)
+                else:
+                    self._buckets.replace(bucket_id, after)
+            return decision
         decisions = []
         updates = []
         for bucket_id, limits in budgets:
-            decision, after = check(self._buckets.get(bucket_id) or Bucket(), limits, now_ms)
+            decision, after = check(self._buckets.get(bucket_id) or _EMPTY, limits, now_ms)
             decisions.append(decision)
             updates.append((bucket_id, after))
         combined = combine(decisions) if len(decisions) > 1 else decisions[0]

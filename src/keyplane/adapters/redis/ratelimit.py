@@ -86,6 +86,7 @@ class RedisRateLimiter:
         self._pending: list[tuple[list[str], list[int], asyncio.Future[list[int]]]] = []
         self._flush_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight = 0
 
     @classmethod
     def from_url(cls, url: str, *, fail_open: bool = True) -> RedisRateLimiter:
@@ -127,6 +128,14 @@ class RedisRateLimiter:
 
     # --- coalescing --------------------------------------------------------------------------
     async def _call(self, keys: list[str], args: list[int]) -> list[int]:
+        if self._in_flight == 0 and not self._pending and self._hit_sha is not None:
+            # Nothing under way: send at once rather than wait a loop turn for company. Calls
+            # arriving while this one is in flight are batched behind it.
+            self._in_flight += 1
+            try:
+                return await self._direct(keys, args)
+            finally:
+                self._in_flight -= 1
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         self._pending.append((keys, args, future))
         if not self._flush_scheduled:
@@ -142,7 +151,25 @@ class RedisRateLimiter:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _direct(self, keys: list[str], args: list[int]) -> list[int]:
+        assert self._hit_sha is not None
+        try:
+            result: list[int] = await self.client.evalsha(self._hit_sha, len(keys), *keys, *args)
+        except NoScriptError:  # Redis restarted and lost its scripts
+            self._hit_sha = await self.client.script_load(HIT)
+            result = await self.client.evalsha(self._hit_sha, len(keys), *keys, *args)
+        return result
+
     async def _run(
+        self, batch: list[tuple[list[str], list[int], asyncio.Future[list[int]]]]
+    ) -> None:
+        self._in_flight += 1
+        try:
+            await self._run_batch(batch)
+        finally:
+            self._in_flight -= 1
+
+    async def _run_batch(
         self, batch: list[tuple[list[str], list[int], asyncio.Future[list[int]]]]
     ) -> None:
         try:
