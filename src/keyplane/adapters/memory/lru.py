@@ -33,10 +33,6 @@ class LRUCache(Generic[K, V]):
         if len(self._data) > self.maxsize:
             self._data.popitem(last=False)
 
-    def replace(self, key: K, value: V) -> None:
-        """Set the value of a key just read with `get`, keeping its (fresh) recency."""
-        self._data[key] = value
-
     def pop(self, key: K) -> V | None:
         return self._data.pop(key, None)
 
