@@ -21,6 +21,7 @@ from keyplane.services.changes import ChangeFeed
 from keyplane.services.crypto import Keyring, load_keyring
 from keyplane.services.keys import KeyManager
 from keyplane.services.ratelimit import RateLimiter
+from keyplane.services.usage import UsageBuffer
 from keyplane.settings import FailureMode, Settings
 
 
@@ -34,6 +35,7 @@ class Runtime:
     keys: KeyManager
     changes: ChangeFeed
     limiter: RateLimiter
+    usage: UsageBuffer
 
     @classmethod
     async def start(
@@ -72,11 +74,13 @@ class Runtime:
             cache_size=settings.key_cache_size,
             auth_failures_per_minute=settings.auth_failures_per_minute,
         )
+        usage = UsageBuffer()
         changes = ChangeFeed(
             sessions,
             verifier,
             poll_seconds=settings.change_poll_seconds,
             flush_seconds=settings.last_used_flush_seconds,
+            usage=usage,
         )
         runtime = cls(
             settings=settings,
@@ -87,6 +91,7 @@ class Runtime:
             keys=KeyManager(keyring, settings.max_keys_per_project),
             changes=changes,
             limiter=limiter,
+            usage=usage,
         )
         if background:
             await changes.start()

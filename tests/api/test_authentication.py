@@ -245,7 +245,7 @@ async def test_last_used_is_recorded_without_a_write_per_request(
         for _ in range(5):
             assert (await client.get(_url(world), headers=bearer(key))).status_code == 200
     assert not [s for s in seen if s.lstrip().upper().startswith("UPDATE")]
-    await world.runtime.changes.flush_last_used()
+    await world.runtime.changes.flush()
     key_id = await _key_id(world, key)
     async with world.runtime.sessions() as db:
         row, _ = await world.runtime.keys.project_key(

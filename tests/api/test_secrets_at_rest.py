@@ -31,7 +31,7 @@ async def test_the_database_never_contains_a_secret(
             headers=bearer(secret),
             json={"user_id": "u", "message": "hi"},
         )
-    await world.runtime.changes.flush_last_used()
+    await world.runtime.changes.flush()
 
     dumped: list[str] = []
     async with world.runtime.sessions() as db:

@@ -93,6 +93,7 @@ def require(permission: Permission) -> Any:
             permission,
         )
         _observe(request, admission, time.perf_counter() - started)
+        request.state.permission = str(permission)
         admission.enforce()
         assert admission.principal is not None
         return admission.principal

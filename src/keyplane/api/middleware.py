@@ -48,6 +48,11 @@ class RequestContext:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             error = state.get("error_code", "")
+            key_id = state.get("key_id")
+            if key_id is not None:  # authenticated: count it for the key's usage
+                scope["app"].state.runtime.usage.record(
+                    key_id, state.get("permission"), status, time.time()
+                )
             self.metrics.requests.labels(scope["method"], route, str(status), error).inc()
             self.metrics.request_seconds.labels(route).observe(elapsed)
             log.info(
@@ -56,7 +61,7 @@ class RequestContext:
                 path=scope["path"],  # never the query string: it is the client's business
                 status=status,
                 error=error or None,
-                key_id=state.get("key_id"),
+                key_id=key_id,
                 duration_ms=round(elapsed * 1000, 2),
             )
             structlog.contextvars.unbind_contextvars("request_id")

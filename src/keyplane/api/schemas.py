@@ -85,6 +85,22 @@ class ApiKeyList(BaseModel):
     limit: int | None = Field(default=None, description="Active project keys allowed")
 
 
+class UsagePeriod(BaseModel):
+    period: datetime
+    success: int
+    client_error: int
+    rate_limited: int
+    server_error: int
+    total: int
+
+
+class UsageOut(BaseModel):
+    key_id: str
+    group_by: Literal["hour", "day"]
+    data: list[UsagePeriod]
+    permissions: dict[str, int] = Field(description="Requests per permission used")
+
+
 class RevealOut(BaseModel):
     id: str
     secret: str

@@ -2,7 +2,8 @@
 (another API worker, the CLI) reaches this process's caches within `change_poll_seconds`.
 
 One indexed query per poll interval per process, whatever the request rate. The same loop
-flushes last-used times in one batch, so requests never write to the database.
+flushes last-used times and usage counts in one batch, so requests never write to the
+database.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keyplane.adapters.sql import repositories
 from keyplane.services.auth import Verifier
+from keyplane.services.usage import UsageBuffer, add_counts
 
 log = structlog.get_logger(__name__)
 
@@ -33,9 +35,11 @@ class ChangeFeed:
         *,
         poll_seconds: float,
         flush_seconds: float,
+        usage: UsageBuffer | None = None,
     ) -> None:
         self._sessions = sessions
         self._verifier = verifier
+        self._usage = usage or UsageBuffer()
         self._poll_seconds = poll_seconds
         self._flush_seconds = flush_seconds
         self._seq = 0
@@ -58,15 +62,16 @@ class ChangeFeed:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await self.flush_last_used()
+        await self.flush()
 
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._poll_seconds)
             try:
                 await self.poll()
-                if time.monotonic() - self._last_flush >= self._flush_seconds:
-                    await self.flush_last_used()
+                due = time.monotonic() - self._last_flush >= self._flush_seconds
+                if due or self._usage.full:
+                    await self.flush()
             except asyncio.CancelledError:
                 raise
             except Exception:  # a database hiccup must not end the loop; the next poll retries
@@ -97,19 +102,23 @@ class ChangeFeed:
         self._applied = {s: t for s, t in self._applied.items() if t > horizon}
         return applied
 
-    async def flush_last_used(self) -> None:
+    async def flush(self) -> None:
+        """Write last-used times and usage counts in one transaction. On failure both are put
+        back for the next flush: nothing counted is lost."""
         self._last_flush = time.monotonic()
         used = self._verifier.drain_used()
-        if not used:
+        counts = self._usage.drain()
+        if not used and not counts:
             self.flushed_at = time.time()
             return
         try:
             async with self._sessions() as db:
                 await repositories.touch_last_used(db, used.items())
+                await add_counts(db, counts)
                 await db.commit()
             self.flushed_at = time.time()
         except Exception:
-            # Put them back so that the next flush retries; newer uses win.
-            for key_id, at in used.items():
+            for key_id, at in used.items():  # newer uses win
                 self._verifier.used[key_id] = max(at, self._verifier.used.get(key_id, 0.0))
+            self._usage.restore(counts)
             raise

@@ -222,3 +222,14 @@ class Message(Base):
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(_tz())
+
+
+class KeyUsageHourly(Base):
+    """Requests per key, hour, status class and permission; written in batches (issue 7)."""
+
+    __tablename__ = "key_usage_hourly"
+    key_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(_tz(), primary_key=True)
+    status_class: Mapped[str] = mapped_column(String(16), primary_key=True)
+    permission: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Annotated, Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from keyplane.adapters.sql.models import ApiKey
 from keyplane.adapters.sql.repositories import utcnow
@@ -19,6 +19,7 @@ from keyplane.api.schemas import (
     RevealOut,
     RevealRequest,
     RotateRequest,
+    UsageOut,
     UserKeyCreate,
     errors_doc,
 )
@@ -29,7 +30,7 @@ from keyplane.domain.errors import (
 )
 from keyplane.domain.permissions import Permission
 from keyplane.runtime import Runtime
-from keyplane.services import sessions
+from keyplane.services import sessions, usage
 from keyplane.services.keys import Actor, IssuedKey, KeyChanges, KeySpec, describe
 
 router = APIRouter(tags=["api keys"])
@@ -180,6 +181,34 @@ async def reveal_project_key(
     return await _reveal(request, rt, actor, body, row)
 
 
+UsageGroup = Literal["hour", "day"]
+
+
+async def _usage(
+    rt: Runtime, row: ApiKey, start: datetime | None, end: datetime | None, group_by: str
+) -> dict[str, Any]:
+    async with rt.sessions() as db:
+        result = await usage.report(db, row.id, start, end, group_by, rt.usage.counts)
+    return {"key_id": row.id, "group_by": group_by, **result}
+
+
+@router.get(_PROJECT_KEYS + "/{key_id}/usage", response_model=UsageOut, responses=_ERRORS)
+async def project_key_usage(
+    project_id: ProjectId,
+    key_id: KeyId,
+    rt: RuntimeDep,
+    actor: ActorDep,
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+    group_by: UsageGroup = "hour",
+) -> dict[str, Any]:
+    """Requests by hour or day and status (success, 4xx, 429, 5xx), and the permissions the
+    key actually used: what to keep and what to remove."""
+    async with rt.sessions() as db:
+        row, _ = await rt.keys.project_key(db, actor, project_id, key_id, Permission.API_KEY_READ)
+    return await _usage(rt, row, start, end, group_by)
+
+
 # --- user keys -------------------------------------------------------------------------------
 def _owner(actor: Actor) -> int:
     if actor.user_id is None:  # pragma: no cover - the API never builds an operator actor
@@ -257,6 +286,21 @@ async def rotate_user_key(
         row = await rt.keys.user_key(db, _owner(actor), key_id)
         issued = await rt.keys.rotate(db, actor, row, body.grace_seconds)
     return _created(issued)
+
+
+@router.get(_USER_KEYS + "/{key_id}/usage", response_model=UsageOut, responses=_ERRORS)
+async def user_key_usage(
+    key_id: KeyId,
+    rt: RuntimeDep,
+    actor: ActorDep,
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+    group_by: UsageGroup = "hour",
+) -> dict[str, Any]:
+    _require_scope(actor, Permission.API_KEY_READ)
+    async with rt.sessions() as db:
+        row = await rt.keys.user_key(db, _owner(actor), key_id)
+    return await _usage(rt, row, start, end, group_by)
 
 
 @router.post(_USER_KEYS + "/{key_id}/reveal", response_model=RevealOut, responses=_ERRORS)

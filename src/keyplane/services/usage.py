@@ -1,0 +1,126 @@
+"""Per-key usage without a database write per request (issue 7).
+
+Each process counts requests in memory by (key, UTC hour, status class, permission) and adds
+the counts to `key_usage_hourly` in one batch per flush; a failed flush keeps its counts for
+the next one, so nothing counted is lost while the process lives."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from keyplane.adapters.sql.models import KeyUsageHourly
+from keyplane.domain.errors import ValidationFailed
+
+HOUR = 3600
+STATUS_CLASSES = ("success", "client_error", "rate_limited", "server_error")
+MAX_RANGE = timedelta(days=366)
+
+UsageKey = tuple[str, int, str, str]  # key id, hour (unix seconds), status class, permission
+
+
+def status_class(status: int) -> str:
+    if status == 429:
+        return "rate_limited"
+    if status >= 500:
+        return "server_error"
+    if status >= 400:
+        return "client_error"
+    return "success"
+
+
+class UsageBuffer:
+    def __init__(self, max_entries: int = 50_000) -> None:
+        self.counts: Counter[UsageKey] = Counter()
+        self.max_entries = max_entries
+
+    def record(self, key_id: str, permission: str | None, status: int, at: float) -> None:
+        hour = int(at) // HOUR * HOUR
+        self.counts[(key_id, hour, status_class(status), permission or "")] += 1
+
+    @property
+    def full(self) -> bool:
+        return len(self.counts) >= self.max_entries
+
+    def drain(self) -> Counter[UsageKey]:
+        counts, self.counts = self.counts, Counter()
+        return counts
+
+    def restore(self, counts: Counter[UsageKey]) -> None:
+        self.counts.update(counts)
+
+
+async def add_counts(db: AsyncSession, counts: Counter[UsageKey]) -> None:
+    """Add counts to the hourly rows: one multi-row upsert per flush."""
+    if not counts:
+        return
+    rows = [
+        {
+            "key_id": key_id,
+            "hour": datetime.fromtimestamp(hour, UTC),
+            "status_class": klass,
+            "permission": permission,
+            "count": count,
+        }
+        for (key_id, hour, klass, permission), count in counts.items()
+    ]
+    dialect = db.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(KeyUsageHourly).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=["key_id", "hour", "status_class", "permission"],
+        set_={"count": KeyUsageHourly.count + statement.excluded.count},
+    )
+    await db.execute(statement)
+
+
+async def report(
+    db: AsyncSession,
+    key_id: str,
+    start: datetime | None,
+    end: datetime | None,
+    group_by: str,
+    pending: Counter[UsageKey] | None = None,
+) -> dict[str, Any]:
+    """Counts by period and status class, and which permissions the key actually used;
+    `pending` adds this process's not yet flushed counts, so the report is current."""
+    end = end or datetime.now(UTC)
+    start = start or end - timedelta(days=7)
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValidationFailed("from and to need a timezone, e.g. 2026-01-01T00:00:00Z.")
+    if start > end or end - start > MAX_RANGE:
+        raise ValidationFailed("Give from before to, at most 366 days apart.")
+    rows = (
+        await db.execute(
+            select(KeyUsageHourly).where(
+                KeyUsageHourly.key_id == key_id,
+                KeyUsageHourly.hour >= start.replace(minute=0, second=0, microsecond=0),
+                KeyUsageHourly.hour <= end,
+            )
+        )
+    ).scalars()
+    entries = [(row.hour, row.status_class, row.permission, row.count) for row in rows]
+    for (pending_key, hour_s, klass, permission), count in (pending or Counter()).items():
+        hour_at = datetime.fromtimestamp(hour_s, UTC)
+        if pending_key == key_id and start.replace(minute=0, second=0) <= hour_at <= end:
+            entries.append((hour_at, klass, permission, count))
+    periods: dict[str, dict[str, int]] = {}
+    permissions: Counter[str] = Counter()
+    for moment, klass, permission, count in entries:
+        hour = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        period = hour if group_by == "hour" else hour.replace(hour=0)
+        label = period.isoformat().replace("+00:00", "Z")
+        bucket = periods.setdefault(label, dict.fromkeys(STATUS_CLASSES, 0))
+        bucket[klass] += count
+        if permission:
+            permissions[permission] += count
+    data = [
+        {"period": label, **counts, "total": sum(counts.values())}
+        for label, counts in sorted(periods.items())
+    ]
+    return {"data": data, "permissions": dict(sorted(permissions.items()))}
