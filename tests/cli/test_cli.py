@@ -317,3 +317,20 @@ def test_keys_rotate_a_test_key_gives_a_test_key(cli: Cli) -> None:
     new = cli.json(f"keys rotate {old['id']} --grace 0")
     assert re.fullmatch(TEST_KEY_RE, new["secret"])
     assert new["mode"] == "test"
+
+
+def test_audit_report_and_audit_log_export(cli: Cli) -> None:
+    ids = cli.bootstrap()
+    key = cli.create_key(ids["project_id"], "project:read", name="Report me")
+    report = cli.json(f"audit --project {ids['project_id']}")
+    assert [entry["id"] for entry in report] == [key["id"]]
+    assert report[0]["last_used_at"] is None
+    table_output = cli.run(f"audit --project {ids['project_id']}").stdout
+    assert "Report me" in table_output
+    cli.run(f"keys revoke {key['id']}")
+    lines = cli.run(f"audit-log --project {ids['project_id']}").stdout.splitlines()
+    events = [json.loads(line) for line in lines]
+    assert [e["action"] for e in events] == ["api_key.deleted", "api_key.created"]
+    assert all(e["key_id"] == key["id"] for e in events)
+    assert key["secret"][8:-6] not in "\n".join(lines)
+    cli.run("audit --project 999", code=1)

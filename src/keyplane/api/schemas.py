@@ -101,6 +101,25 @@ class UsageOut(BaseModel):
     permissions: dict[str, int] = Field(description="Requests per permission used")
 
 
+class AuditEventOut(BaseModel):
+    id: int
+    action: str
+    org_id: int | None
+    project_id: int | None
+    key_id: str | None
+    actor_user_id: int | None
+    actor_key_id: str | None
+    ip: str | None
+    user_agent: str | None
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class AuditPage(BaseModel):
+    data: list[AuditEventOut]
+    next_cursor: str | None
+
+
 class RevealOut(BaseModel):
     id: str
     secret: str

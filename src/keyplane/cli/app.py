@@ -4,6 +4,7 @@ the operator; a running server sees their changes within a second through the ch
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +22,7 @@ from keyplane.domain.errors import KeyplaneError
 from keyplane.domain.keyformat import Mode
 from keyplane.runtime import Runtime
 from keyplane.services import accounts
+from keyplane.services import audit as audit_service
 from keyplane.services.keys import Actor, KeySpec, describe, reencrypt
 from keyplane.settings import Settings
 
@@ -367,6 +369,55 @@ def keys_reencrypt() -> None:
 
     moved = run(work)
     console.print(f"Re-encrypted {moved} key(s); older secret versions are no longer needed.")
+
+
+@app.command()
+def audit(
+    project: Annotated[int, typer.Option(help="Project id.")],
+    json_output: JsonFlag = False,
+) -> None:
+    """The quarterly key audit: unused keys, overdue rotation, over-privileged keys."""
+
+    async def work(runtime: Runtime) -> list[dict[str, Any]]:
+        async with runtime.sessions() as db:
+            await accounts.get_project(db, project)
+            return await audit_service.key_report(db, project)
+
+    report = run(work)
+    if json_output:
+        emit_json(report)
+        return
+    table(
+        f"Key audit of project {project}",
+        ["id", "name", "created", "last used", "findings"],
+        [
+            [
+                k["id"],
+                k["name"],
+                k["created_at"],
+                k["last_used_at"] or "never",
+                "; ".join(k["findings"]) or "ok",
+            ]
+            for k in report
+        ],
+    )
+
+
+@app.command("audit-log")
+def audit_log(
+    project: Annotated[int, typer.Option(help="Project id.")],
+    limit: Annotated[int, typer.Option(min=1, help="Most recent events to print.")] = 1000,
+) -> None:
+    """Export the project's audit events as JSON lines, newest first."""
+
+    async def work(runtime: Runtime) -> list[dict[str, Any]]:
+        async with runtime.sessions() as db:
+            await accounts.get_project(db, project)
+            items, _ = await audit_service.events(db, project, limit=limit)
+            return items
+
+    for event in run(work):
+        typer.echo(json.dumps(event, default=str))
 
 
 @app.command()

@@ -10,10 +10,12 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from keyplane.adapters.sql.models import ApiKey
 from keyplane.adapters.sql.repositories import utcnow
 from keyplane.api.deps import ActorDep, ProjectId, RuntimeDep
+from keyplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor
 from keyplane.api.schemas import (
     ApiKeyCreated,
     ApiKeyList,
     ApiKeyOut,
+    AuditPage,
     KeyCreate,
     KeyUpdate,
     RevealOut,
@@ -30,7 +32,7 @@ from keyplane.domain.errors import (
 )
 from keyplane.domain.permissions import Permission
 from keyplane.runtime import Runtime
-from keyplane.services import sessions, usage
+from keyplane.services import audit, sessions, usage
 from keyplane.services.keys import Actor, IssuedKey, KeyChanges, KeySpec, describe
 
 router = APIRouter(tags=["api keys"])
@@ -207,6 +209,31 @@ async def project_key_usage(
     async with rt.sessions() as db:
         row, _ = await rt.keys.project_key(db, actor, project_id, key_id, Permission.API_KEY_READ)
     return await _usage(rt, row, start, end, group_by)
+
+
+@router.get("/v1/projects/{project_id}/audit-events", response_model=AuditPage, responses=_ERRORS)
+async def audit_events(
+    project_id: ProjectId,
+    rt: RuntimeDep,
+    actor: ActorDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    key_id: Annotated[str | None, Query(max_length=40)] = None,
+) -> dict[str, Any]:
+    """Key events of the project, newest first: who created, revealed, edited, rotated or
+    deleted which key, from which address."""
+    async with rt.sessions() as db:
+        await rt.keys.require(db, actor, project_id, Permission.API_KEY_READ)
+        items, last = await audit.events(
+            db,
+            project_id,
+            limit=limit,
+            before_id=decode_cursor(cursor),
+            action=action,
+            key_id=key_id,
+        )
+    return {"data": items, "next_cursor": encode_cursor(last)}
 
 
 # --- user keys -------------------------------------------------------------------------------

@@ -1,0 +1,117 @@
+"""The audit log (append-only: the application only ever inserts) and the quarterly key
+audit the guide asks teams to run by hand (issue 7)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from keyplane.adapters.sql.models import ApiKey, AuditEvent, KeyUsageHourly
+from keyplane.adapters.sql.repositories import aware, iso, utcnow
+from keyplane.domain.permissions import Permission, closure
+
+UNUSED_AFTER = timedelta(days=90)
+ROTATE_AFTER = timedelta(days=90)  # the guide's schedule for production keys
+PRIVILEGE_WINDOW = timedelta(days=30)
+
+
+def describe(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "action": event.action,
+        "org_id": event.org_id,
+        "project_id": event.project_id,
+        "key_id": event.key_id,
+        "actor_user_id": event.actor_user_id,
+        "actor_key_id": event.actor_key_id,
+        "ip": event.ip,
+        "user_agent": event.user_agent,
+        "data": event.data,
+        "created_at": iso(event.created_at),
+    }
+
+
+async def events(
+    db: AsyncSession,
+    project_id: int,
+    *,
+    limit: int,
+    before_id: int | None = None,
+    action: str | None = None,
+    key_id: str | None = None,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Newest first; returns the page and the id to continue before (None at the end)."""
+    query = (
+        select(AuditEvent)
+        .where(AuditEvent.project_id == project_id)
+        .order_by(AuditEvent.id.desc())
+        .limit(limit + 1)
+    )
+    if before_id is not None:
+        query = query.where(AuditEvent.id < before_id)
+    if action is not None:
+        query = query.where(AuditEvent.action == action)
+    if key_id is not None:
+        query = query.where(AuditEvent.key_id == key_id)
+    rows = list((await db.scalars(query)).all())
+    more = len(rows) > limit
+    return [describe(r) for r in rows[:limit]], (rows[limit - 1].id if more else None)
+
+
+async def key_report(db: AsyncSession, project_id: int) -> list[dict[str, Any]]:
+    """Every active key of a project with what a quarterly audit looks for: unused keys,
+    overdue rotation, and permissions granted but not used in the last 30 days."""
+    now = utcnow()
+    keys = (
+        await db.scalars(
+            select(ApiKey)
+            .where(ApiKey.project_id == project_id)
+            .where(ApiKey.revoked_at.is_(None) | (ApiKey.revoked_at > now))
+            .order_by(ApiKey.created_at)
+        )
+    ).all()
+    used: dict[str, set[str]] = defaultdict(set)
+    if keys:
+        rows = await db.execute(
+            select(KeyUsageHourly.key_id, KeyUsageHourly.permission)
+            .where(KeyUsageHourly.key_id.in_([k.id for k in keys]))
+            .where(KeyUsageHourly.hour >= now - PRIVILEGE_WINDOW)
+            .where(KeyUsageHourly.status_class == "success")
+            .distinct()
+        )
+        for key_id, permission in rows:
+            used[key_id].add(permission)
+    report = []
+    for key in keys:
+        created = aware(key.created_at) or now
+        last_used = aware(key.last_used_at)
+        findings = []
+        if last_used is None and now - created > timedelta(days=7):
+            findings.append("never used")
+        elif last_used is not None and now - last_used > UNUSED_AFTER:
+            findings.append(f"unused for {(now - last_used).days} days")
+        if now - created > ROTATE_AFTER:
+            findings.append(f"rotation overdue ({(now - created).days} days old)")
+        # Implied permissions (read under write) count as used when the write is.
+        exercised = closure(
+            Permission(p) for p in used[key.id] if p in Permission._value2member_map_
+        )
+        unused = sorted(set(key.permissions) - {str(p) for p in exercised})
+        if last_used is not None and unused:
+            findings.append("over-privileged: unused " + ", ".join(unused))
+        report.append(
+            {
+                "id": key.id,
+                "name": key.name,
+                "created_at": iso(created),
+                "last_used_at": iso(last_used),
+                "permissions": sorted(key.permissions),
+                "unused_permissions": unused,
+                "findings": findings,
+            }
+        )
+    return report
