@@ -70,3 +70,41 @@ async def test_usage_range_is_validated(client: httpx.AsyncClient, world: World)
     assert backwards.json()["error"] == "validation_error"
     bad_group = await client.get(url, headers=bearer(admin), params={"group_by": "year"})
     assert bad_group.status_code == 422
+
+
+async def test_rotation_shows_how_many_systems_still_use_the_old_secret(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    from keyplane.api.app import create_app
+
+    admin = await world.user_key(*sorted(PROJECT_PERMISSIONS))
+    old = await world.project_key("project:read")
+    old_id = (await world.runtime.verifier.verify(f"Bearer {old}")).id
+    keys = f"/v1/projects/{world.project_id}/api-keys"
+    project = f"/v1/projects/{world.project_id}"
+
+    def system(address: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=create_app(world.runtime), client=(address, 4000))
+        return httpx.AsyncClient(transport=transport, base_url="http://keyplane.test")
+
+    async with system("10.0.0.1") as crm, system("10.0.0.2") as ci:
+        await crm.get(project, headers={**bearer(old), "User-Agent": "crm"})
+        rotated = (await client.post(f"{keys}/{old_id}/rotate", headers=bearer(admin))).json()
+        detail = (await client.get(f"{keys}/{old_id}", headers=bearer(admin))).json()
+        assert detail["rotation"]["replaced_by"] == rotated["id"]
+        assert detail["rotation"]["still_used_by"] == 0  # the CRM call was before the rotation
+        await crm.get(project, headers=bearer(old))
+        await world.runtime.changes.flush()  # counted whether flushed or not
+        await ci.get(project, headers=bearer(old))
+        detail = (await client.get(f"{keys}/{old_id}", headers=bearer(admin))).json()
+        assert detail["rotation"]["still_used_by"] == 2
+        assert {c["ip"] for c in detail["clients"]} == {"10.0.0.1", "10.0.0.2"}
+        crm_seen = next(c for c in detail["clients"] if c["ip"] == "10.0.0.1")
+        assert crm_seen["requests"] == 2
+        assert crm_seen["user_agent"] == "crm"
+        # Both systems move to the new key; the new key shows them, the old one stays at 2
+        # for what it saw, and a key not in grace has no rotation block.
+        await crm.get(project, headers=bearer(rotated["secret"]))
+        fresh = (await client.get(f"{keys}/{rotated['id']}", headers=bearer(admin))).json()
+        assert fresh["rotation"] is None
+        assert [c["ip"] for c in fresh["clients"]] == ["10.0.0.1"]

@@ -86,11 +86,10 @@ def require(permission: Permission) -> Any:
     async def guard(request: Request, project_id: ProjectId) -> Principal:
         rt = runtime(request)
         started = time.perf_counter()
+        ip = client_ip(request, rt.settings.trusted_proxies)
+        request.state.client_ip = ip
         admission = await rt.verifier.admit(
-            request.headers.get("authorization"),
-            client_ip(request, rt.settings.trusted_proxies),
-            project_id,
-            permission,
+            request.headers.get("authorization"), ip, project_id, permission
         )
         _observe(request, admission, time.perf_counter() - started)
         request.state.permission = str(permission)
@@ -118,6 +117,7 @@ async def management_actor(request: Request) -> Actor:
     change) or a user key. Project keys can never manage keys."""
     rt = runtime(request)
     ip = client_ip(request, rt.settings.trusted_proxies)
+    request.state.client_ip = ip
     agent = request.headers.get("user-agent")
     authorization = request.headers.get("authorization")
     if authorization is None:

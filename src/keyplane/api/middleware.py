@@ -51,7 +51,12 @@ class RequestContext:
             key_id = state.get("key_id")
             if key_id is not None:  # authenticated: count it for the key's usage
                 scope["app"].state.runtime.usage.record(
-                    key_id, state.get("permission"), status, time.time()
+                    key_id,
+                    state.get("permission"),
+                    status,
+                    time.time(),
+                    state.get("client_ip"),
+                    dict(scope.get("headers") or []).get(b"user-agent", b"").decode("latin-1"),
                 )
             self.metrics.requests.labels(scope["method"], route, str(status), error).inc()
             self.metrics.request_seconds.labels(route).observe(elapsed)

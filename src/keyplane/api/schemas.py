@@ -76,6 +76,29 @@ class ApiKeyOut(BaseModel):
     rate_limit: dict[str, int] | None
 
 
+class ClientOut(BaseModel):
+    ip: str
+    user_agent: str | None
+    last_seen: datetime
+    requests: int
+
+
+class RotationOut(BaseModel):
+    replaced_by: str
+    rotated_at: datetime
+    grace_ends_at: datetime
+    still_used_by: int = Field(
+        description="Client addresses that used this (old) secret since the rotation"
+    )
+
+
+class ApiKeyDetail(ApiKeyOut):
+    clients: list[ClientOut] = Field(description="Addresses that used the key in 7 days")
+    rotation: RotationOut | None = Field(
+        description="Set while a rotated key is in its grace period"
+    )
+
+
 class ApiKeyCreated(ApiKeyOut):
     secret: str = Field(description="The full key. Shown only in this response; store it now.")
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keyplane.adapters.sql import repositories
 from keyplane.services.auth import Verifier
-from keyplane.services.usage import UsageBuffer, add_counts
+from keyplane.services.usage import UsageBuffer, add_clients, add_counts
 
 log = structlog.get_logger(__name__)
 
@@ -107,18 +107,19 @@ class ChangeFeed:
         back for the next flush: nothing counted is lost."""
         self._last_flush = time.monotonic()
         used = self._verifier.drain_used()
-        counts = self._usage.drain()
-        if not used and not counts:
+        counts, clients = self._usage.drain()
+        if not used and not counts and not clients:
             self.flushed_at = time.time()
             return
         try:
             async with self._sessions() as db:
                 await repositories.touch_last_used(db, used.items())
                 await add_counts(db, counts)
+                await add_clients(db, clients)
                 await db.commit()
             self.flushed_at = time.time()
         except Exception:
             for key_id, at in used.items():  # newer uses win
                 self._verifier.used[key_id] = max(at, self._verifier.used.get(key_id, 0.0))
-            self._usage.restore(counts)
+            self._usage.restore(counts, clients)
             raise

@@ -7,6 +7,7 @@ the next one, so nothing counted is lost while the process lives."""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keyplane.adapters.sql.models import KeyUsageHourly
+from keyplane.adapters.sql.models import KeyClient, KeyUsageHourly
 from keyplane.domain.errors import ValidationFailed
 
 HOUR = 3600
@@ -34,25 +35,58 @@ def status_class(status: int) -> str:
     return "success"
 
 
+@dataclass
+class ClientSeen:
+    first: float
+    last: float
+    count: int
+    user_agent: str | None
+
+
+Clients = dict[tuple[str, str], ClientSeen]  # (key id, client address) -> what was seen
+
+
 class UsageBuffer:
     def __init__(self, max_entries: int = 50_000) -> None:
         self.counts: Counter[UsageKey] = Counter()
+        self.clients: Clients = {}
         self.max_entries = max_entries
 
-    def record(self, key_id: str, permission: str | None, status: int, at: float) -> None:
+    def record(
+        self,
+        key_id: str,
+        permission: str | None,
+        status: int,
+        at: float,
+        ip: str | None = None,
+        user_agent: str | None = None,
+    ) -> None:
         hour = int(at) // HOUR * HOUR
         self.counts[(key_id, hour, status_class(status), permission or "")] += 1
+        client = (key_id, (ip or "unknown")[:64])
+        seen = self.clients.get(client)
+        if seen is None:
+            self.clients[client] = ClientSeen(at, at, 1, (user_agent or "")[:400] or None)
+        else:
+            seen.last, seen.count = at, seen.count + 1
 
     @property
     def full(self) -> bool:
-        return len(self.counts) >= self.max_entries
+        return len(self.counts) + len(self.clients) >= self.max_entries
 
-    def drain(self) -> Counter[UsageKey]:
-        counts, self.counts = self.counts, Counter()
-        return counts
+    def drain(self) -> tuple[Counter[UsageKey], Clients]:
+        drained = self.counts, self.clients
+        self.counts, self.clients = Counter(), {}
+        return drained
 
-    def restore(self, counts: Counter[UsageKey]) -> None:
+    def restore(self, counts: Counter[UsageKey], clients: Clients) -> None:
         self.counts.update(counts)
+        for client, seen in clients.items():
+            newer = self.clients.get(client)
+            if newer is None:
+                self.clients[client] = seen
+            else:
+                newer.first, newer.count = seen.first, newer.count + seen.count
 
 
 async def add_counts(db: AsyncSession, counts: Counter[UsageKey]) -> None:
@@ -69,14 +103,73 @@ async def add_counts(db: AsyncSession, counts: Counter[UsageKey]) -> None:
         }
         for (key_id, hour, klass, permission), count in counts.items()
     ]
-    dialect = db.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(KeyUsageHourly).values(rows)
+    statement = _insert(db)(KeyUsageHourly).values(rows)
     statement = statement.on_conflict_do_update(
         index_elements=["key_id", "hour", "status_class", "permission"],
         set_={"count": KeyUsageHourly.count + statement.excluded.count},
     )
     await db.execute(statement)
+
+
+def _insert(db: AsyncSession) -> Any:
+    return postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+async def add_clients(db: AsyncSession, clients: Clients) -> None:
+    """Merge the clients seen since the last flush: one multi-row upsert."""
+    if not clients:
+        return
+    rows = [
+        {
+            "key_id": key_id,
+            "ip": ip,
+            "user_agent": seen.user_agent,
+            "first_seen": datetime.fromtimestamp(seen.first, UTC),
+            "last_seen": datetime.fromtimestamp(seen.last, UTC),
+            "count": seen.count,
+        }
+        for (key_id, ip), seen in clients.items()
+    ]
+    statement = _insert(db)(KeyClient).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=["key_id", "ip"],
+        set_={
+            "count": KeyClient.count + statement.excluded.count,
+            "last_seen": statement.excluded.last_seen,
+            "user_agent": statement.excluded.user_agent,
+        },
+    )
+    await db.execute(statement)
+
+
+async def clients_since(
+    db: AsyncSession, key_id: str, since: datetime, pending: Clients | None = None
+) -> list[dict[str, Any]]:
+    """The addresses that used a key since `since`, most recent first, including this
+    process's unflushed sightings."""
+    merged: dict[str, dict[str, Any]] = {}
+    rows = await db.scalars(
+        select(KeyClient).where(KeyClient.key_id == key_id, KeyClient.last_seen >= since)
+    )
+    for row in rows.all():
+        last = row.last_seen if row.last_seen.tzinfo else row.last_seen.replace(tzinfo=UTC)
+        merged[row.ip] = {
+            "ip": row.ip,
+            "user_agent": row.user_agent,
+            "last_seen": last,
+            "requests": row.count,
+        }
+    for (pending_key, ip), seen in (pending or {}).items():
+        last = datetime.fromtimestamp(seen.last, UTC)
+        if pending_key != key_id or last < since:
+            continue
+        entry = merged.setdefault(
+            ip, {"ip": ip, "user_agent": seen.user_agent, "last_seen": last, "requests": 0}
+        )
+        entry["requests"] += seen.count
+        entry["last_seen"] = max(entry["last_seen"], last)
+    ordered = sorted(merged.values(), key=lambda c: c["last_seen"], reverse=True)
+    return [c | {"last_seen": c["last_seen"].isoformat().replace("+00:00", "Z")} for c in ordered]
 
 
 async def report(

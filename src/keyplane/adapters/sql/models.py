@@ -233,3 +233,16 @@ class KeyUsageHourly(Base):
     status_class: Mapped[str] = mapped_column(String(16), primary_key=True)
     permission: Mapped[str] = mapped_column(String(64), primary_key=True)
     count: Mapped[int] = mapped_column(BigInteger)
+
+
+class KeyClient(Base):
+    """Who calls with a key: one row per key and client address, updated in batches. After a
+    rotation it tells how many systems still use the old secret (issue 7)."""
+
+    __tablename__ = "key_clients"
+    key_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    ip: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_agent: Mapped[str | None] = mapped_column(String(400))
+    first_seen: Mapped[datetime] = mapped_column(_tz())
+    last_seen: Mapped[datetime] = mapped_column(_tz())
+    count: Mapped[int] = mapped_column(BigInteger)

@@ -6,13 +6,15 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from sqlalchemy import select
 
 from keyplane.adapters.sql.models import ApiKey
-from keyplane.adapters.sql.repositories import utcnow
+from keyplane.adapters.sql.repositories import aware, utcnow
 from keyplane.api.deps import ActorDep, ProjectId, RuntimeDep
 from keyplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor
 from keyplane.api.schemas import (
     ApiKeyCreated,
+    ApiKeyDetail,
     ApiKeyList,
     ApiKeyOut,
     AuditPage,
@@ -65,6 +67,29 @@ def _changes(body: KeyUpdate) -> KeyChanges:
     )
 
 
+async def _detail(rt: Runtime, row: ApiKey) -> dict[str, Any]:
+    """A key with who uses it, and for a rotated key in its grace period how many systems
+    still use the old secret: when that reaches zero, deleting it is safe."""
+    async with rt.sessions() as db:
+        clients = await usage.clients_since(
+            db, row.id, utcnow() - timedelta(days=7), rt.usage.clients
+        )
+        rotation = None
+        grace_ends = aware(row.revoked_at)
+        if grace_ends is not None and grace_ends > utcnow():
+            successor = await db.scalar(select(ApiKey).where(ApiKey.rotated_from == row.id))
+            if successor is not None:
+                rotated_at = aware(successor.created_at) or utcnow()
+                since = await usage.clients_since(db, row.id, rotated_at, rt.usage.clients)
+                rotation = {
+                    "replaced_by": successor.id,
+                    "rotated_at": rotated_at,
+                    "grace_ends_at": grace_ends,
+                    "still_used_by": len(since),
+                }
+    return describe(row) | {"clients": clients, "rotation": rotation}
+
+
 def _created(issued: IssuedKey) -> dict[str, Any]:
     return describe(issued.row) | {"secret": issued.secret}
 
@@ -115,13 +140,13 @@ async def create_project_key(
     return _created(issued)
 
 
-@router.get(_PROJECT_KEYS + "/{key_id}", response_model=ApiKeyOut, responses=_ERRORS)
+@router.get(_PROJECT_KEYS + "/{key_id}", response_model=ApiKeyDetail, responses=_ERRORS)
 async def get_project_key(
     project_id: ProjectId, key_id: KeyId, rt: RuntimeDep, actor: ActorDep
 ) -> dict[str, Any]:
     async with rt.sessions() as db:
         row, _ = await rt.keys.project_key(db, actor, project_id, key_id, Permission.API_KEY_READ)
-    return describe(row)
+    return await _detail(rt, row)
 
 
 @router.patch(_PROJECT_KEYS + "/{key_id}", response_model=ApiKeyOut, responses=_ERRORS)
@@ -268,11 +293,12 @@ async def create_user_key(body: UserKeyCreate, rt: RuntimeDep, actor: ActorDep) 
     return _created(issued)
 
 
-@router.get(_USER_KEYS + "/{key_id}", response_model=ApiKeyOut, responses=_ERRORS)
+@router.get(_USER_KEYS + "/{key_id}", response_model=ApiKeyDetail, responses=_ERRORS)
 async def get_user_key(key_id: KeyId, rt: RuntimeDep, actor: ActorDep) -> dict[str, Any]:
     _require_scope(actor, Permission.API_KEY_READ)
     async with rt.sessions() as db:
-        return describe(await rt.keys.user_key(db, _owner(actor), key_id))
+        row = await rt.keys.user_key(db, _owner(actor), key_id)
+    return await _detail(rt, row)
 
 
 @router.patch(_USER_KEYS + "/{key_id}", response_model=ApiKeyOut, responses=_ERRORS)
