@@ -84,3 +84,21 @@ async def test_pagination_walks_every_conversation_once(
     bad = await client.get(base, headers=bearer(key), params={"cursor": "not-a-cursor"})
     assert bad.status_code == 422
     assert bad.json()["error"] == "validation_error"
+
+
+async def test_text_no_database_can_store_is_a_422(client: httpx.AsyncClient, world: World) -> None:
+    """NUL (PostgreSQL refuses it) and unpaired surrogates (not UTF-8) in bodies or query
+    strings are the client's error, on every backend."""
+    key = await world.project_key("conversation:generate")
+    base = f"/v1/projects/{world.project_id}/conversations"
+    for body in (
+        b'{"user_id": "u\\u0000", "message": "hi"}',
+        b'{"user_id": "u", "message": "\\udb7d half a pair"}',
+    ):
+        response = await client.post(
+            base, headers={**bearer(key), "Content-Type": "application/json"}, content=body
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["error"] == "validation_error"
+    query = await client.get(base, headers=bearer(key), params={"user_id": "a\x00b"})
+    assert query.status_code == 422

@@ -6,12 +6,30 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from keyplane.domain.keyformat import Mode
 
-PermissionName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-Cidr = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+def storable(value: str) -> str:
+    """Text every database can store: PostgreSQL refuses NUL, and unpaired surrogates (legal
+    in JSON escapes) are not UTF-8 at all. Refused here as a 422, never a 500 later."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no unpaired surrogates)") from None
+    return value
+
+
+Storable = AfterValidator(storable)
+PermissionName = Annotated[str, StringConstraints(min_length=1, max_length=64), Storable]
+Cidr = Annotated[str, StringConstraints(min_length=1, max_length=64), Storable]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), Storable]
+Email = Annotated[str, StringConstraints(min_length=3, max_length=320), Storable]
+Secret = Annotated[str, StringConstraints(min_length=1, max_length=1024), Storable]
+MessageText = Annotated[str, StringConstraints(min_length=1, max_length=32_000), Storable]
 
 
 class Strict(BaseModel):
@@ -24,7 +42,7 @@ class RateLimitOverride(Strict):
 
 
 class KeyCreate(Strict):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    name: Name
     permissions: list[PermissionName] = Field(max_length=64)
     mode: Mode = Mode.LIVE
     expires_at: AwareDatetime | None = None
@@ -37,7 +55,7 @@ class UserKeyCreate(KeyCreate):
 
 
 class KeyUpdate(Strict):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    name: Name | None = None
     permissions: list[PermissionName] | None = Field(default=None, max_length=64)
     expires_at: AwareDatetime | None = None
     ip_allowlist: list[Cidr] | None = Field(default=None, max_length=100)
@@ -54,7 +72,7 @@ class RotateRequest(Strict):
 
 
 class RevealRequest(Strict):
-    password: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    password: Secret | None = None
 
 
 class ApiKeyOut(BaseModel):
@@ -171,12 +189,12 @@ class ProjectOut(BaseModel):
 
 
 class Login(Strict):
-    email: Annotated[str, StringConstraints(min_length=3, max_length=320)]
-    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    email: Email
+    password: Secret
 
 
 class Reauthenticate(Strict):
-    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    password: Secret
 
 
 class SessionOut(BaseModel):
@@ -185,8 +203,8 @@ class SessionOut(BaseModel):
 
 
 class ConversationCreate(Strict):
-    user_id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    message: Annotated[str, StringConstraints(min_length=1, max_length=32_000)]
+    user_id: Name
+    message: MessageText
 
 
 class MessageOut(BaseModel):

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import AfterValidator
 from sqlalchemy import select
 
 from keyplane.adapters.sql.models import ApiKey
@@ -26,6 +27,7 @@ from keyplane.api.schemas import (
     UsageOut,
     UserKeyCreate,
     errors_doc,
+    storable,
 )
 from keyplane.domain.errors import (
     InsufficientPermissions,
@@ -242,9 +244,9 @@ async def audit_events(
     rt: RuntimeDep,
     actor: ActorDep,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    action: Annotated[str | None, Query(max_length=64)] = None,
-    key_id: Annotated[str | None, Query(max_length=40)] = None,
+    cursor: Annotated[str | None, Query(max_length=200), AfterValidator(storable)] = None,
+    action: Annotated[str | None, Query(max_length=64), AfterValidator(storable)] = None,
+    key_id: Annotated[str | None, Query(max_length=40), AfterValidator(storable)] = None,
 ) -> dict[str, Any]:
     """Key events of the project, newest first: who created, revealed, edited, rotated or
     deleted which key, from which address."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
+from pydantic import AfterValidator
 
 from keyplane.api.deps import MAX_ID, ProjectId, RuntimeDep, require
 from keyplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor
@@ -13,6 +14,7 @@ from keyplane.api.schemas import (
     ConversationPage,
     MessageList,
     errors_doc,
+    storable,
 )
 from keyplane.domain.permissions import Permission
 from keyplane.services import conversations
@@ -28,9 +30,9 @@ async def list_conversations(
     project_id: ProjectId,
     rt: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(max_length=200), AfterValidator(storable)] = None,
     status: Literal["resolved", "unresolved"] | None = None,
-    user_id: Annotated[str | None, Query(max_length=200)] = None,
+    user_id: Annotated[str | None, Query(max_length=200), AfterValidator(storable)] = None,
     principal: Principal = require(Permission.CONVERSATION_READ),
 ) -> dict[str, Any]:
     async with rt.sessions() as db:
