@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 from sqlalchemy import update
@@ -94,7 +94,10 @@ async def test_quarterly_audit_finds_unused_overdue_and_over_privileged_keys(
         )
     async with world.runtime.sessions() as db:
         report = {entry["name"]: entry for entry in await key_report(db, world.project_id)}
-    assert report["idle"]["findings"] == ["never used", "rotation overdue (120 days old)"]
+    assert report["idle"]["findings"] == [
+        "never used",
+        "rotation overdue (120 days old; schedule 90 days)",
+    ]
     busy_entry = report["test key"]
     # conversation:read was used; write was not, nor metric:read nor project:read.
     assert busy_entry["unused_permissions"] == [
@@ -105,3 +108,41 @@ async def test_quarterly_audit_finds_unused_overdue_and_over_privileged_keys(
     assert busy_entry["findings"] == [
         "over-privileged: unused conversation:write, metric:read, project:read"
     ]
+
+
+async def test_rotation_schedule_follows_the_key_label(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    admin = await world.user_key(*sorted(PROJECT_PERMISSIONS))
+    keys = f"/v1/projects/{world.project_id}/api-keys"
+    made = {}
+    for label, days in (("contractor", 30), ("development", 180), (None, 90)):
+        body = {"name": str(label), "permissions": [], **({"label": label} if label else {})}
+        key = (await client.post(keys, headers=bearer(admin), json=body)).json()
+        made[label] = key["id"]
+        assert key["label"] == label
+        created = datetime.fromisoformat(key["created_at"])
+        assert datetime.fromisoformat(key["rotate_by"]) == created + timedelta(days=days)
+        assert key["rotation_overdue"] is False
+    async with world.runtime.transaction() as db:
+        await db.execute(
+            update(ApiKey)
+            .where(ApiKey.id.in_(list(made.values())))
+            .values(created_at=utcnow() - timedelta(days=45))
+        )
+    listed = {k["id"]: k for k in (await client.get(keys, headers=bearer(admin))).json()["data"]}
+    assert listed[made["contractor"]]["rotation_overdue"] is True
+    assert listed[made["development"]]["rotation_overdue"] is False
+    assert listed[made[None]]["rotation_overdue"] is False
+    # Relabelling is an edit; rotation keeps the label.
+    relabelled = await client.patch(
+        f"{keys}/{made['development']}", headers=bearer(admin), json={"label": "contractor"}
+    )
+    assert relabelled.json()["rotation_overdue"] is True
+    rotated = await client.post(f"{keys}/{made['contractor']}/rotate", headers=bearer(admin))
+    assert rotated.json()["label"] == "contractor"
+    assert rotated.json()["rotation_overdue"] is False
+    bad = await client.post(
+        keys, headers=bearer(admin), json={"name": "x", "permissions": [], "label": "forever"}
+    )
+    assert bad.status_code == 422

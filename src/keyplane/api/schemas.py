@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from keyplane.domain.keyformat import Mode
+from keyplane.domain.keys import KeyLabel
 
 
 def storable(value: str) -> str:
@@ -48,6 +49,10 @@ class KeyCreate(Strict):
     expires_at: AwareDatetime | None = None
     ip_allowlist: list[Cidr] = Field(default_factory=list, max_length=100)
     rate_limit: RateLimitOverride | None = None
+    label: KeyLabel | None = Field(
+        default=None,
+        description="production (rotate every 90 days), development (180), contractor (30)",
+    )
 
 
 class UserKeyCreate(KeyCreate):
@@ -60,6 +65,7 @@ class KeyUpdate(Strict):
     expires_at: AwareDatetime | None = None
     ip_allowlist: list[Cidr] | None = Field(default=None, max_length=100)
     rate_limit: RateLimitOverride | None = None
+    label: KeyLabel | None = None
 
 
 class RotateRequest(Strict):
@@ -92,6 +98,9 @@ class ApiKeyOut(BaseModel):
     rotated_from: str | None
     ip_allowlist: list[str]
     rate_limit: dict[str, int] | None
+    label: KeyLabel | None
+    rotate_by: datetime
+    rotation_overdue: bool
 
 
 class ClientOut(BaseModel):

@@ -20,6 +20,7 @@ from keyplane.cli.output import console, emit_json, fail, table
 from keyplane.cli.scan import scan as scan_files
 from keyplane.domain.errors import KeyplaneError
 from keyplane.domain.keyformat import Mode
+from keyplane.domain.keys import KeyLabel
 from keyplane.runtime import Runtime
 from keyplane.services import accounts
 from keyplane.services import audit as audit_service
@@ -230,6 +231,10 @@ def keys_create(
     expires_in: Annotated[str | None, typer.Option(help="e.g. 90d; default never.")] = None,
     ip: Annotated[list[str] | None, typer.Option(help="Allowed CIDR; repeat for more.")] = None,
     rate_limit: Annotated[str | None, typer.Option(help="Per-key override, e.g. 50/min.")] = None,
+    label: Annotated[
+        KeyLabel | None,
+        typer.Option(help="production (rotate every 90 days), development (180), contractor (30)"),
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Create a project key (--project) or a user key (--user). The secret is printed once."""
@@ -242,6 +247,7 @@ def keys_create(
         expires_at=utcnow() + timedelta(seconds=parse_duration(expires_in)) if expires_in else None,
         ip_allowlist=list(ip or []),
         rate_limit=parse_rate(rate_limit) if rate_limit else None,
+        label=label,
     )
 
     async def work(runtime: Runtime) -> dict[str, Any]:

@@ -22,6 +22,23 @@ from keyplane.domain.ratelimit import PLAN_LIMITS, Limits, Scope
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+class KeyLabel(StrEnum):
+    """What a key is used for; it sets how often the key should be rotated (the guide's
+    "Recommended Rotation Schedule")."""
+
+    PRODUCTION = "production"
+    DEVELOPMENT = "development"
+    CONTRACTOR = "contractor"
+
+
+ROTATION_DAYS: dict[KeyLabel | None, int] = {
+    KeyLabel.PRODUCTION: 90,
+    KeyLabel.DEVELOPMENT: 180,
+    KeyLabel.CONTRACTOR: 30,
+    None: 90,  # unlabelled keys follow the production schedule
+}
+
+
 class KeyKind(StrEnum):
     PROJECT = "project"
     USER = "user"

@@ -12,10 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyplane.adapters.sql.models import ApiKey, AuditEvent, KeyUsageHourly
 from keyplane.adapters.sql.repositories import aware, iso, utcnow
+from keyplane.domain.keys import ROTATION_DAYS, KeyLabel
 from keyplane.domain.permissions import Permission, closure
+from keyplane.services.keys import rotation_schedule
 
 UNUSED_AFTER = timedelta(days=90)
-ROTATE_AFTER = timedelta(days=90)  # the guide's schedule for production keys
 PRIVILEGE_WINDOW = timedelta(days=30)
 
 
@@ -94,8 +95,12 @@ async def key_report(db: AsyncSession, project_id: int) -> list[dict[str, Any]]:
             findings.append("never used")
         elif last_used is not None and now - last_used > UNUSED_AFTER:
             findings.append(f"unused for {(now - last_used).days} days")
-        if now - created > ROTATE_AFTER:
-            findings.append(f"rotation overdue ({(now - created).days} days old)")
+        if rotation_schedule(key)["rotation_overdue"]:
+            policy = f"{key.label} " if key.label else ""
+            findings.append(
+                f"rotation overdue ({(now - created).days} days old; {policy}schedule "
+                f"{ROTATION_DAYS[KeyLabel(key.label) if key.label else None]} days)"
+            )
         # Implied permissions (read under write) count as used when the write is.
         exercised = closure(
             Permission(p) for p in used[key.id] if p in Permission._value2member_map_

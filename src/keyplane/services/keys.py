@@ -29,7 +29,7 @@ from keyplane.domain.errors import (
     ValidationFailed,
 )
 from keyplane.domain.keyformat import Mode
-from keyplane.domain.keys import KeyKind, parse_ip_allowlist
+from keyplane.domain.keys import ROTATION_DAYS, KeyKind, KeyLabel, parse_ip_allowlist
 from keyplane.domain.permissions import (
     Permission,
     apply_edit,
@@ -67,6 +67,7 @@ class KeySpec:
     expires_at: datetime | None = None
     ip_allowlist: list[str] = field(default_factory=list)
     rate_limit: dict[str, int] | None = None
+    label: KeyLabel | None = None
 
 
 @dataclass
@@ -78,6 +79,7 @@ class KeyChanges:
     expires_at: datetime | object | None = None
     ip_allowlist: list[str] | None = None
     rate_limit: dict[str, int] | object | None = None
+    label: KeyLabel | None = None
     sent: frozenset[str] = frozenset()
 
 
@@ -106,7 +108,18 @@ def describe(row: ApiKey) -> dict[str, Any]:
         "rotated_from": row.rotated_from,
         "ip_allowlist": list(row.ip_allowlist or []),
         "rate_limit": row.rate_limit,
+        "label": row.label,
+        **rotation_schedule(row),
     }
+
+
+def rotation_schedule(row: ApiKey) -> dict[str, Any]:
+    """When the key should be rotated by its label's schedule, and whether that is past."""
+    created = aware(row.created_at)
+    assert created is not None
+    label = KeyLabel(row.label) if row.label else None
+    due = created + timedelta(days=ROTATION_DAYS[label])
+    return {"rotate_by": iso(due), "rotation_overdue": due <= utcnow()}
 
 
 def _clean_name(name: str) -> str:
@@ -377,6 +390,7 @@ class KeyManager:
             permissions=sorted(granted),
             ip_allowlist=[str(n) for n in parse_ip_allowlist(spec.ip_allowlist)],
             rate_limit=_clean_rate_limit(spec.rate_limit, await self._org(db, org_id)),
+            label=spec.label,
             created_at=now,
             created_by=actor.user_id,
             updated_at=now,
@@ -425,6 +439,9 @@ class KeyManager:
         if "ip_allowlist" in changes.sent:
             row.ip_allowlist = [str(n) for n in parse_ip_allowlist(changes.ip_allowlist or [])]
             diff["ip_allowlist"] = row.ip_allowlist
+        if "label" in changes.sent:
+            diff["label"] = [row.label, changes.label]
+            row.label = changes.label
         if "rate_limit" in changes.sent:
             limit = changes.rate_limit
             assert limit is None or isinstance(limit, dict)
@@ -463,6 +480,7 @@ class KeyManager:
             expires_at=aware(row.expires_at),
             ip_allowlist=list(row.ip_allowlist or []),
             rate_limit=row.rate_limit,
+            label=KeyLabel(row.label) if row.label else None,
         )
         issued = await self._issue(
             db,

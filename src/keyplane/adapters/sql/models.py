@@ -137,6 +137,7 @@ class ApiKey(Base):
     # A future revoked_at is a rotation grace period: the key works until then.
     revoked_at: Mapped[datetime | None] = mapped_column(_tz())
     rotated_from: Mapped[str | None] = mapped_column(String(40))
+    label: Mapped[str | None] = mapped_column(String(16))  # sets the rotation schedule
     # Bumped on every change; with Redis, instances compare it on each request (DESIGN §5).
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 

@@ -55,6 +55,7 @@ def _spec(body: KeyCreate) -> KeySpec:
         expires_at=body.expires_at,
         ip_allowlist=list(body.ip_allowlist),
         rate_limit=body.rate_limit.model_dump(exclude_none=True) if body.rate_limit else None,
+        label=body.label,
     )
 
 
@@ -65,6 +66,7 @@ def _changes(body: KeyUpdate) -> KeyChanges:
         expires_at=body.expires_at,
         ip_allowlist=body.ip_allowlist,
         rate_limit=body.rate_limit.model_dump(exclude_none=True) if body.rate_limit else None,
+        label=body.label,
         sent=frozenset(body.model_fields_set),
     )
 
