@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keyplane.adapters.sql import repositories
 from keyplane.services.auth import Verifier
+from keyplane.services.lifecycle import send_expiry_notices
 from keyplane.services.usage import UsageBuffer, add_clients, add_counts
 
 log = structlog.get_logger(__name__)
@@ -25,6 +26,7 @@ log = structlog.get_logger(__name__)
 RETENTION = timedelta(hours=1)
 # How long a late-committing event is still picked up (see repositories.changes_since).
 LATE_COMMIT_WINDOW = timedelta(seconds=30)
+REMINDER_SECONDS = 300  # how often expiry reminders are looked for
 
 
 class ChangeFeed:
@@ -47,6 +49,7 @@ class ChangeFeed:
         self._task: asyncio.Task[None] | None = None
         self._last_flush = time.monotonic()
         self._last_prune = 0.0
+        self._last_reminders = 0.0
         # Wall-clock times of the last successful poll and flush, for the lag metrics.
         self.polled_at = time.time()
         self.flushed_at = time.time()
@@ -72,6 +75,8 @@ class ChangeFeed:
                 due = time.monotonic() - self._last_flush >= self._flush_seconds
                 if due or self._usage.full:
                     await self.flush()
+                if time.monotonic() - self._last_reminders >= REMINDER_SECONDS:
+                    await self.remind()
             except asyncio.CancelledError:
                 raise
             except Exception:  # a database hiccup must not end the loop; the next poll retries
@@ -101,6 +106,14 @@ class ChangeFeed:
         horizon = now - 2 * LATE_COMMIT_WINDOW.total_seconds()
         self._applied = {s: t for s, t in self._applied.items() if t > horizon}
         return applied
+
+    async def remind(self) -> int:
+        """Send the expiry reminders that are due (safe to run in every process)."""
+        self._last_reminders = time.monotonic()
+        async with self._sessions() as db:
+            sent = await send_expiry_notices(db, repositories.utcnow())
+            await db.commit()
+        return sent
 
     async def flush(self) -> None:
         """Write last-used times and usage counts in one transaction. On failure both are put

@@ -435,6 +435,7 @@ class KeyManager:
             expires = changes.expires_at
             assert expires is None or isinstance(expires, datetime)
             row.expires_at = _future(expires)
+            row.expiry_notice = None  # a new expiry gets its reminders again
             diff["expires_at"] = iso(row.expires_at)
         if "ip_allowlist" in changes.sent:
             row.ip_allowlist = [str(n) for n in parse_ip_allowlist(changes.ip_allowlist or [])]

@@ -138,6 +138,8 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(_tz())
     rotated_from: Mapped[str | None] = mapped_column(String(40))
     label: Mapped[str | None] = mapped_column(String(16))  # sets the rotation schedule
+    # Days ahead of expiry of the last reminder sent (7, then 1), so each goes out once.
+    expiry_notice: Mapped[int | None] = mapped_column(Integer)
     # Bumped on every change; with Redis, instances compare it on each request (DESIGN §5).
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 

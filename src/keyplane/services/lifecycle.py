@@ -1,0 +1,62 @@
+"""Reminders before a key expires (issue 7): an `api_key.expiring` event 7 days and 1 day
+ahead, each exactly once even with many processes running the check."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from keyplane.adapters.sql.models import ApiKey, AuditEvent
+from keyplane.adapters.sql.repositories import iso
+
+# Nearest first: a key found 12 hours from expiry gets the 1-day reminder only.
+REMINDER_DAYS = (1, 7)
+
+
+async def send_expiry_notices(db: AsyncSession, now: datetime) -> int:
+    """Record the reminders that are due; returns how many were sent."""
+    sent = 0
+    for days in REMINDER_DAYS:
+        horizon = now + timedelta(days=days)
+        due = (
+            await db.scalars(
+                select(ApiKey.id).where(
+                    ApiKey.expires_at > now,
+                    ApiKey.expires_at <= horizon,
+                    ApiKey.revoked_at.is_(None),
+                    or_(ApiKey.expiry_notice.is_(None), ApiKey.expiry_notice > days),
+                )
+            )
+        ).all()
+        for key_id in due:
+            # Claim the reminder with a conditional update: of several processes running this
+            # at once, exactly one changes the row, and only that one records the event.
+            claimed = await db.scalar(
+                update(ApiKey)
+                .where(
+                    ApiKey.id == key_id,
+                    or_(ApiKey.expiry_notice.is_(None), ApiKey.expiry_notice > days),
+                )
+                .values(expiry_notice=days)
+                .returning(ApiKey)
+            )
+            if claimed is None:
+                continue
+            db.add(
+                AuditEvent(
+                    org_id=claimed.org_id,
+                    project_id=claimed.project_id,
+                    action="api_key.expiring",
+                    key_id=claimed.id,
+                    data={
+                        "days": days,
+                        "expires_at": iso(claimed.expires_at),
+                        "name": claimed.name,
+                    },
+                    created_at=now,
+                )
+            )
+            sent += 1
+    return sent
