@@ -146,3 +146,20 @@ async def test_rotation_schedule_follows_the_key_label(
         keys, headers=bearer(admin), json={"name": "x", "permissions": [], "label": "forever"}
     )
     assert bad.status_code == 422
+
+
+async def test_audit_report_names_owner_and_flags_vague_names(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    admin = await world.user_key(*sorted(PROJECT_PERMISSIONS))
+    keys = f"/v1/projects/{world.project_id}/api-keys"
+    for name in ("key 2", "Production CRM Sync"):
+        response = await client.post(
+            keys, headers=bearer(admin), json={"name": name, "permissions": []}
+        )
+        assert response.status_code == 201
+    async with world.runtime.sessions() as db:
+        report = {entry["name"]: entry for entry in await key_report(db, world.project_id)}
+    assert report["Production CRM Sync"]["findings"] == []
+    assert report["Production CRM Sync"]["created_by"] == world.email
+    assert report["key 2"]["findings"][0].startswith("non-descriptive name 'key 2'")

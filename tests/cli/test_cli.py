@@ -334,3 +334,14 @@ def test_audit_report_and_audit_log_export(cli: Cli) -> None:
     assert all(e["key_id"] == key["id"] for e in events)
     assert key["secret"][8:-6] not in "\n".join(lines)
     cli.run("audit --project 999", code=1)
+
+
+def test_keys_usage_command(cli: Cli) -> None:
+    ids = cli.bootstrap()
+    key = cli.create_key(ids["project_id"], "project:read")
+    assert probe(key["secret"], ids["project_id"]).status_code == 200  # flushed on close
+    data = cli.json(f"keys usage {key['id']}")
+    assert [p["success"] for p in data["data"]] == [1]
+    assert data["permissions"] == {"project:read": 1}
+    assert "project:read (1)" in cli.run(f"keys usage {key['id']}").stdout
+    cli.run(f"keys usage {key['id']} --group-by year", code=2)

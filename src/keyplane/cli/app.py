@@ -24,6 +24,7 @@ from keyplane.domain.keys import KeyLabel
 from keyplane.runtime import Runtime
 from keyplane.services import accounts
 from keyplane.services import audit as audit_service
+from keyplane.services import usage as usage_service
 from keyplane.services.keys import Actor, KeySpec, describe, reencrypt
 from keyplane.settings import Settings
 
@@ -363,6 +364,46 @@ def keys_rotate(
         f"shown again. The old secret keeps working for {grace}.",
         highlight=False,
     )
+
+
+@keys_app.command("usage")
+def keys_usage(
+    key_id: Annotated[str, typer.Argument(help="The key's id (key_…).")],
+    days: Annotated[int, typer.Option(min=1, max=366, help="How far back.")] = 7,
+    group_by: Annotated[str, typer.Option(help="hour or day.")] = "day",
+    json_output: JsonFlag = False,
+) -> None:
+    """Requests of a key by period and status, and the permissions it used."""
+    if group_by not in ("hour", "day"):
+        raise typer.BadParameter("--group-by takes hour or day")
+
+    async def work(runtime: Runtime) -> dict[str, Any]:
+        await _key(runtime, key_id)
+        async with runtime.sessions() as db:
+            end = utcnow()
+            return await usage_service.report(db, key_id, end - timedelta(days=days), end, group_by)
+
+    data = run(work)
+    if json_output:
+        emit_json(data)
+        return
+    table(
+        f"Usage of {key_id}",
+        ["period", "success", "4xx", "429", "5xx", "total"],
+        [
+            [
+                p["period"],
+                p["success"],
+                p["client_error"],
+                p["rate_limited"],
+                p["server_error"],
+                p["total"],
+            ]
+            for p in data["data"]
+        ],
+    )
+    used = ", ".join(f"{name} ({count})" for name, count in data["permissions"].items())
+    console.print(f"Permissions used: {used or 'none'}", highlight=False)
 
 
 @keys_app.command("reencrypt")

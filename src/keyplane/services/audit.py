@@ -10,13 +10,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keyplane.adapters.sql.models import ApiKey, AuditEvent, KeyUsageHourly
+from keyplane.adapters.sql.models import ApiKey, AuditEvent, KeyUsageHourly, User
 from keyplane.adapters.sql.repositories import aware, iso, utcnow
 from keyplane.domain.keys import ROTATION_DAYS, KeyLabel
 from keyplane.domain.permissions import Permission, closure
 from keyplane.services.keys import rotation_schedule
 
 UNUSED_AFTER = timedelta(days=90)
+UNUSED_SOON = timedelta(days=30)
+# Names that say nothing about where a key is used (the guide: "Descriptive Naming").
+_VAGUE = {"key", "api key", "apikey", "test", "new key", "my key", "untitled", "default", "temp"}
 PRIVILEGE_WINDOW = timedelta(days=30)
 
 
@@ -63,6 +66,11 @@ async def events(
     return [describe(r) for r in rows[:limit]], (rows[limit - 1].id if more else None)
 
 
+def descriptive(name: str) -> bool:
+    cleaned = name.strip().lower()
+    return len(cleaned) >= 4 and cleaned.rstrip(" 0123456789") not in _VAGUE
+
+
 async def key_report(db: AsyncSession, project_id: int) -> list[dict[str, Any]]:
     """Every active key of a project with what a quarterly audit looks for: unused keys,
     overdue rotation, and permissions granted but not used in the last 30 days."""
@@ -75,6 +83,15 @@ async def key_report(db: AsyncSession, project_id: int) -> list[dict[str, Any]]:
             .order_by(ApiKey.created_at)
         )
     ).all()
+    owners = dict(
+        (
+            await db.execute(
+                select(User.id, User.email).where(
+                    User.id.in_({k.created_by for k in keys if k.created_by})
+                )
+            )
+        ).all()
+    )
     used: dict[str, set[str]] = defaultdict(set)
     if keys:
         rows = await db.execute(
@@ -95,6 +112,13 @@ async def key_report(db: AsyncSession, project_id: int) -> list[dict[str, Any]]:
             findings.append("never used")
         elif last_used is not None and now - last_used > UNUSED_AFTER:
             findings.append(f"unused for {(now - last_used).days} days")
+        elif last_used is not None and now - last_used > UNUSED_SOON:
+            findings.append(f"unused for {(now - last_used).days} days (revoke at 90?)")
+        if not descriptive(key.name):
+            findings.append(
+                f"non-descriptive name {key.name!r}: say where it is used, e.g. "
+                "'Production CRM Sync'"
+            )
         if rotation_schedule(key)["rotation_overdue"]:
             policy = f"{key.label} " if key.label else ""
             findings.append(
@@ -112,6 +136,7 @@ async def key_report(db: AsyncSession, project_id: int) -> list[dict[str, Any]]:
             {
                 "id": key.id,
                 "name": key.name,
+                "created_by": owners.get(key.created_by) if key.created_by else None,
                 "created_at": iso(created),
                 "last_used_at": iso(last_used),
                 "permissions": sorted(key.permissions),
