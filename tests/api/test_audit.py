@@ -163,3 +163,23 @@ async def test_audit_report_names_owner_and_flags_vague_names(
     assert report["Production CRM Sync"]["findings"] == []
     assert report["Production CRM Sync"]["created_by"] == world.email
     assert report["key 2"]["findings"][0].startswith("non-descriptive name 'key 2'")
+
+
+async def test_membership_changes_are_audited(client: httpx.AsyncClient, world: World) -> None:
+    from keyplane.services import accounts
+    from tests.conftest import PASSWORD
+
+    async with world.runtime.transaction() as db:
+        member = await accounts.create_user(db, "client@example.com", PASSWORD)
+        await accounts.set_org_role(db, world.org_id, member.id, "o_member", world.owner_id)
+        await accounts.add_project_role(db, world.project_id, member.id, "p_viewer", world.owner_id)
+        await accounts.remove_project_member(db, world.project_id, member.id, world.owner_id)
+    admin = await world.user_key("api_key:read")
+    events = (
+        await client.get(f"/v1/projects/{world.project_id}/audit-events", headers=bearer(admin))
+    ).json()["data"]
+    actions = [(e["action"], e["data"].get("user_id")) for e in events if e["actor_user_id"]]
+    assert actions[:2] == [
+        ("member.project_removed", member.id),
+        ("member.project_role_added", member.id),
+    ]

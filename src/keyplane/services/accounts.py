@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyplane.adapters.sql.models import (
+    AuditEvent,
     CustomRole,
     Organization,
     OrgMember,
@@ -24,6 +26,28 @@ from keyplane.domain.roles import BUILTIN_ROLE_PREFIXES, OrgRole, ProjectRole
 from keyplane.services.passwords import MIN_PASSWORD_LENGTH, hash_password
 
 PLANS = ("standard", "professional", "enterprise")
+
+
+def _member_event(
+    db: AsyncSession,
+    action: str,
+    org_id: int,
+    *,
+    project_id: int | None = None,
+    actor_user_id: int | None = None,
+    **data: Any,
+) -> None:
+    """Membership changes go to the audit log like key events (issue 7)."""
+    db.add(
+        AuditEvent(
+            org_id=org_id,
+            project_id=project_id,
+            action=action,
+            actor_user_id=actor_user_id,
+            data=data,
+            created_at=utcnow(),
+        )
+    )
 
 
 def _check_plan(plan: str) -> None:
@@ -101,7 +125,9 @@ async def user_by_email(db: AsyncSession, email: str) -> User:
     return user
 
 
-async def set_org_role(db: AsyncSession, org_id: int, user_id: int, role: str) -> None:
+async def set_org_role(
+    db: AsyncSession, org_id: int, user_id: int, role: str, actor_user_id: int | None = None
+) -> None:
     org_role = OrgRole(role) if role in OrgRole._value2member_map_ else None
     if org_role is None:
         raise ValidationFailed(
@@ -112,6 +138,9 @@ async def set_org_role(db: AsyncSession, org_id: int, user_id: int, role: str) -
         db.add(OrgMember(org_id=org_id, user_id=user_id, role=org_role))
     else:
         member.role = org_role
+    _member_event(
+        db, "member.org_role_set", org_id, actor_user_id=actor_user_id, user_id=user_id, role=role
+    )
     await access_changed(db, org_id)
 
 
@@ -131,7 +160,9 @@ async def get_project(db: AsyncSession, project_id: int) -> Project:
     return project
 
 
-async def add_project_role(db: AsyncSession, project_id: int, user_id: int, role: str) -> None:
+async def add_project_role(
+    db: AsyncSession, project_id: int, user_id: int, role: str, actor_user_id: int | None = None
+) -> None:
     project = await get_project(db, project_id)
     if role not in ProjectRole._value2member_map_:
         custom = await db.scalar(
@@ -146,10 +177,21 @@ async def add_project_role(db: AsyncSession, project_id: int, user_id: int, role
             )
     if await db.get(ProjectMember, (project_id, user_id, role)) is None:
         db.add(ProjectMember(project_id=project_id, user_id=user_id, role=role))
+    _member_event(
+        db,
+        "member.project_role_added",
+        project.org_id,
+        project_id=project_id,
+        actor_user_id=actor_user_id,
+        user_id=user_id,
+        role=role,
+    )
     await access_changed(db, project.org_id)
 
 
-async def remove_project_member(db: AsyncSession, project_id: int, user_id: int) -> None:
+async def remove_project_member(
+    db: AsyncSession, project_id: int, user_id: int, actor_user_id: int | None = None
+) -> None:
     project = await get_project(db, project_id)
     for member in (
         await db.scalars(
@@ -159,6 +201,14 @@ async def remove_project_member(db: AsyncSession, project_id: int, user_id: int)
         )
     ).all():
         await db.delete(member)
+    _member_event(
+        db,
+        "member.project_removed",
+        project.org_id,
+        project_id=project_id,
+        actor_user_id=actor_user_id,
+        user_id=user_id,
+    )
     await access_changed(db, project.org_id)
 
 
@@ -179,6 +229,7 @@ async def define_custom_role(
         db.add(role)
     else:
         role.permissions = sorted(granted)
+    _member_event(db, "custom_role.defined", org_id, name=name, permissions=sorted(granted))
     await access_changed(db, org_id)
     await db.flush()
     return role
