@@ -41,7 +41,13 @@ class Runtime:
     async def start(
         cls, settings: Settings, *, migrate: bool = True, background: bool = True
     ) -> Runtime:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(
+            settings.database_url,
+            # Enough pooled connections that a busy process reuses them instead of opening
+            # and closing overflow connections under load.
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_pool_size,
+        )
         if migrate:
             await upgrade(engine)
         sessions = session_factory(engine)

@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite:///./keyplane.db"
+    database_pool_size: int = Field(default=20, ge=1, le=1000)
     redis_url: str | None = None
     # One or more secrets, "2:newer,1:older" or a single plain value (version 1). Unset: a
     # secret is generated into `data_dir` on first start.
