@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from keyplane.runtime import Runtime
 from keyplane.services import accounts
 from keyplane.settings import Settings
 from tests.conftest import TEST_SECRET, World, bearer
+from tests.faults import TcpProxy, port_of
 
 
 @pytest.fixture
@@ -168,64 +168,19 @@ async def test_limiter_failure_modes(settings: Settings, world: World) -> None:
             assert response.json()["error"] == "rate_limiter_unavailable"
 
 
-class _Proxy:
-    """A TCP proxy on loopback that can drop every connection, standing in for a Redis
-    restart without touching the shared server."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.server: asyncio.Server | None = None
-        self.port = 0
-        self._writers: list[asyncio.StreamWriter] = []
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        for writer in self._writers:
-            writer.close()
-        self._writers.clear()
-        await self.server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(
-            "127.0.0.1", self.target_port
-        )
-        self._writers += [writer, upstream_writer]
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                dst.close()
-
-        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
-
-
 @pytest.fixture
-async def proxy(redis_url: str) -> AsyncIterator[_Proxy]:
-    port = int(re.search(r":(\d+)", redis_url.split("//", 1)[1]).group(1))  # type: ignore[union-attr]
-    proxy = _Proxy(port)
+async def proxy(redis_url: str) -> AsyncIterator[TcpProxy]:
+    proxy = TcpProxy(port_of(redis_url))
     await proxy.start()
     yield proxy
-    if proxy.server is not None and proxy.server.is_serving():
+    if proxy.serving:
         await proxy.stop()
 
 
 async def test_recovers_from_a_redis_outage_without_restart(
-    settings: Settings, world: World, proxy: _Proxy, redis_url: str
+    settings: Settings, world: World, proxy: TcpProxy, redis_url: str
 ) -> None:
-    database = redis_url.rsplit("/", 1)[1]
-    through_proxy = settings.model_copy(
-        update={"redis_url": f"redis://127.0.0.1:{proxy.port}/{database}"}
-    )
+    through_proxy = settings.model_copy(update={"redis_url": proxy.url_for(redis_url)})
     key = await world.project_key("project:read")
     runtime = await Runtime.start(through_proxy, migrate=False, background=False)
     try:

@@ -13,8 +13,10 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from keyplane.adapters.sql.database import is_unavailable
 from keyplane.domain import errors as e
 from keyplane.services.ratelimit import LimiterUnavailable
 
@@ -109,6 +111,23 @@ def install(app: FastAPI) -> None:
     async def _domain(request: Request, exc: e.KeyplaneError) -> JSONResponse:
         request.state.error_code = exc.code
         return error_response(exc)
+
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        if not is_unavailable(exc):
+            raise exc  # a bug, not an outage: the 500 path logs it
+        log.warning("database_unavailable", error_type=type(exc).__name__)
+        request.state.error_code = "database_unavailable"
+        return JSONResponse(
+            {
+                "error": "database_unavailable",
+                "message": "The database is unavailable right now; retry in a few seconds.",
+            },
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    for unavailable in (SQLAlchemyError, ConnectionError, TimeoutError):
+        app.add_exception_handler(unavailable, _database)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

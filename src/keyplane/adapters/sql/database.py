@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
@@ -31,3 +32,16 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+# What a database that is restarting, unreachable or overloaded raises. asyncpg's refused
+# connections surface as plain OSErrors (ConnectionError) and its timeouts as TimeoutError,
+# which SQLAlchemy does not wrap.
+_UNAVAILABLE = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True when `error` means "the database can't be reached now", not "this query is wrong"."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, _UNAVAILABLE)
