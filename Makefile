@@ -30,6 +30,7 @@ test: lint typecheck
 bench: install
 	$(BIN)/python benchmarks/verify.py
 	$(BIN)/python benchmarks/ratelimit.py
+	$(BIN)/python benchmarks/http_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
