@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint typecheck bench clean
+.PHONY: install run test loadtest lint typecheck bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ typecheck: install
 
 test: lint typecheck
 	$(BIN)/pytest
+
+# The bounded load test at length: 2 servers x 2 workers on PostgreSQL + Redis, 100 req/s for
+# 3 minutes, then checks for 5xx, lost writes and lost usage counts (stops by itself).
+loadtest: install
+	KEYPLANE_LOAD_SECONDS=$${KEYPLANE_LOAD_SECONDS:-180} KEYPLANE_LOAD_RATE=$${KEYPLANE_LOAD_RATE:-100} \
+		$(BIN)/pytest tests/load -q
 
 bench: install
 	$(BIN)/python benchmarks/verify.py

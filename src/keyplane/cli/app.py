@@ -93,6 +93,9 @@ def serve(
         log_level="info",
         access_log=False,  # keyplane logs each request itself, structured, with ids
         server_header=False,
+        # A worker importing the app on a busy machine can need more than uvicorn's default
+        # 5 s to answer its supervisor's first ping; uvicorn would kill and respawn it in a loop.
+        timeout_worker_healthcheck=30,
     )
 
 
