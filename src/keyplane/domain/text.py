@@ -17,7 +17,7 @@ STOPWORDS = frozenset(
     themselves then there these they this those through to too under until up very was we were
     what when where which while who whom why will with would you your yours yourself yourselves
     hi hello hey please thanks thank get got can't cannot dont don't im i'm want need know tell
-    anyone help use using""".split()
+    anyone help use using""".split()  # noqa: SIM905
 )
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n{2,}|\n(?=\s*[-*#\d])")
@@ -37,7 +37,7 @@ def search_terms(text: str) -> list[str]:
     return list(seen)[:MAX_TERMS]
 
 
-def _stem(word: str) -> str:
+def stem(word: str) -> str:
     """A crude stem, enough to match "passwords" with "password" when choosing sentences."""
     for suffix in ("ing", "ed", "es", "s"):
         if len(word) > len(suffix) + 3 and word.endswith(suffix):
@@ -104,7 +104,9 @@ def html_document(html: str, fallback_title: str) -> Document:
     parser.feed(html)
     parser.close()
     title = parser.title or parser.heading or fallback_title
-    return Document(title=_tidy(title)[:300] or fallback_title, content=_tidy("".join(parser.parts)))
+    return Document(
+        title=_tidy(title)[:300] or fallback_title, content=_tidy("".join(parser.parts))
+    )
 
 
 def markdown_document(markdown: str, fallback_title: str) -> Document:
@@ -133,14 +135,17 @@ class Passage:
     content: str
 
 
-def extractive_answer(question: str, passages: list[Passage], max_sentences: int = 4) -> str:
+def extractive_answer(
+    question: str, passages: list[Passage], max_sentences: int = 4
+) -> tuple[str, list[int]]:
     """The sentences of the retrieved passages that share the most words with the question,
-    in their original order, each followed by its source number, e.g. "… [1]"."""
-    wanted = {_stem(t) for t in search_terms(question)}
+    in their original order, each followed by its source number ("… [1]"); and the numbers
+    of the passages cited."""
+    wanted = {stem(t) for t in search_terms(question)}
     scored: list[tuple[float, int, int, str]] = []
     for passage in passages:
         for position, sentence in enumerate(sentences(passage.content)):
-            stems = {_stem(w) for w in words(sentence)}
+            stems = {stem(w) for w in words(sentence)}
             overlap = len(wanted & stems)
             if overlap:
                 # Earlier passages rank higher; long sentences do not win by length alone.
@@ -148,14 +153,13 @@ def extractive_answer(question: str, passages: list[Passage], max_sentences: int
                 scored.append((score, passage.number, position, sentence))
     if not scored:  # matched on the title only: lead with the passage's opening
         first = passages[0]
-        scored = [
-            (0.0, first.number, i, s) for i, s in enumerate(sentences(first.content)[:2])
-        ]
+        scored = [(0.0, first.number, i, s) for i, s in enumerate(sentences(first.content)[:2])]
     best = sorted(sorted(scored, reverse=True)[:max_sentences], key=lambda s: (s[1], s[2]))
     lines = [f"{sentence.rstrip()} [{number}]" for _score, number, _pos, sentence in best]
     cited = sorted({number for _s, number, _p, _t in best})
     sources = "; ".join(f"[{p.number}] {p.title}" for p in passages if p.number in cited)
-    return "Here is what our knowledge base says:\n\n" + "\n".join(lines) + f"\n\nSources: {sources}"
+    answer = "Here is what our knowledge base says:\n\n" + "\n".join(lines)
+    return f"{answer}\n\nSources: {sources}", cited
 
 
 NO_ANSWER = (

@@ -11,6 +11,8 @@ index over the same `to_tsvector` expression the retrieval query uses
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -42,7 +44,7 @@ POSTGRES_INDEX = (
 )
 
 
-def _scoped(*columns: sa.Column) -> list[sa.SchemaItem]:  # type: ignore[type-arg]
+def _scoped(*columns: sa.Column[Any]) -> list[sa.schema.SchemaItem]:
     return [
         sa.Column("id", BigId, nullable=False),
         sa.Column("project_id", BigId, nullable=False),
