@@ -44,7 +44,7 @@ def serve(routes: dict[str, Reply]) -> Iterator[Stub]:
                     "path": self.path,
                     "headers": dict(self.headers),
                     "body": body,
-                }  # fmt: skip
+                }
             )
             reply = stub.routes.get(self.path, Reply(404, "text/plain", b"not found"))
             self.send_response(reply.status)

@@ -7,9 +7,9 @@ instead of going unchecked."""
 
 from __future__ import annotations
 
-from pathlib import Path
 import importlib
 import pkgutil
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,7 +32,7 @@ def platform_routers() -> list[APIRouter]:
     for module in pkgutil.iter_modules(routers.__path__):
         if module.name in MANAGEMENT_MODULES:
             continue
-        router = getattr(importlib.import_module(f"{routers.__name__}.{module.name}"), "router")
+        router = importlib.import_module(f"{routers.__name__}.{module.name}").router
         if any(
             isinstance(r, APIRoute) and r.path.startswith(PROJECT_PREFIX) for r in router.routes
         ):
