@@ -3,11 +3,14 @@ URLs (served by a real HTTP server on 127.0.0.1) becomes snippets, idempotently.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from keyplane.settings import Settings
 from tests.api.stub_server import Reply, serve
 from tests.conftest import World, bearer
 
@@ -209,3 +212,34 @@ async def test_providers_and_their_snippets_stay_in_their_mode(
     await _sync(client, world, test, provider_id)
     assert set(await _snippets(client, world, test)) == {"a.md"}
     assert await _snippets(client, world, live) == {}
+
+
+def test_allowed_roots_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("KEYPLANE_DATA_PROVIDER_ROOTS", f"{tmp_path}/a, {tmp_path}/b")
+    monkeypatch.setenv("KEYPLANE_TRUSTED_PROXIES", "10.0.0.0/8,192.168.0.1")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.knowledge_roots == [(tmp_path / "a").resolve(), (tmp_path / "b").resolve()]
+    assert settings.trusted_proxies == ["10.0.0.0/8", "192.168.0.1"]
+    assert Settings(data_dir=tmp_path, _env_file=None).knowledge_roots != []  # type: ignore[call-arg]
+
+
+async def test_a_sync_requested_while_one_is_pending_joins_it(
+    client: httpx.AsyncClient, world: World, tmp_path: Path
+) -> None:
+    (tmp_path / "a.md").write_text("# A\n\ntext")
+    key = await world.project_key("knowledge:write")
+    created = await _create(client, world, key, "directory", {"path": str(tmp_path)})
+    path = f"{_base(world)}/data-providers/{created.json()['id']}/sync"
+    # Both requests run before the job gets the event loop: the second finds it pending.
+    first, second = await asyncio.gather(
+        client.post(path, headers=bearer(key)), client.post(path, headers=bearer(key))
+    )
+    assert first.status_code == second.status_code == 202
+    await world.runtime.jobs.wait()
+    listed = await client.get(f"{_base(world)}/data-providers", headers=bearer(key))
+    sync = listed.json()["data"][0]["sync"]
+    assert (sync["status"], sync["snippets_created"]) == ("succeeded", 1)
+    snippets = await _snippets(client, world, key)
+    assert list(snippets) == ["a.md"]  # one snippet, not one per request

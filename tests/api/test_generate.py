@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import httpx
 from pydantic import SecretStr
 
+from keyplane.adapters.sql import search
 from keyplane.api.app import create_app
 from keyplane.runtime import Runtime
 from tests.api.stub_server import Reply, serve
@@ -212,3 +213,27 @@ async def test_a_failing_provider_falls_back_to_the_extractive_answer(
     assert response.status_code == 200
     assert "Forgot password" in response.json()["message"]["content"]
     assert response.json()["sources"][0]["title"] == "Resetting your password"
+
+
+async def test_postgresql_searches_through_the_gin_index(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The retrieval query's expression is the indexed one, so PostgreSQL can use the index
+    (SQLite's FTS5 table is an index by construction)."""
+    if not world.runtime.settings.database_url.startswith("postgresql"):
+        return
+    await _setup(client, world)
+    async with world.runtime.engine.connect() as connection:
+        await connection.exec_driver_sql("SET enable_seqscan = off")
+        await connection.exec_driver_sql("SET enable_indexscan = off")  # not the scope index
+        plan = (
+            (
+                await connection.exec_driver_sql(
+                    f"EXPLAIN SELECT s.id FROM snippets s WHERE {search.PG_DOCUMENT} "
+                    "@@ to_tsquery('english', 'password')"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert any("ix_snippets_search" in line for line in plan), plan

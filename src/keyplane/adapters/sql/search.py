@@ -39,13 +39,15 @@ _SQLITE = text(
     "WHERE snippets_fts MATCH :query AND s.project_id = :project_id AND s.mode = :mode "
     "ORDER BY bm25(snippets_fts, 2.0, 1.0), s.id LIMIT :limit"
 )
-# The expression is exactly the indexed one, so that PostgreSQL uses ix_snippets_search.
+# Exactly the indexed expression of migration 0007, so that PostgreSQL can use
+# ix_snippets_search to find the matches (ranking then weighs title words higher).
+PG_DOCUMENT = "to_tsvector('english', s.title || ' ' || s.content)"
 _POSTGRES = text(
     "SELECT s.id, s.title, s.url, s.content, "
     "ts_rank(setweight(to_tsvector('english', s.title), 'A') || to_tsvector('english', s.content), "
     "q) AS score "
     "FROM snippets s, to_tsquery('english', :query) q "
-    "WHERE to_tsvector('english', s.title || ' ' || s.content) @@ q "
+    "WHERE " + PG_DOCUMENT + " @@ q "  # a constant, not input
     "AND s.project_id = :project_id AND s.mode = :mode "
     "ORDER BY score DESC, s.id LIMIT :limit"
 )
