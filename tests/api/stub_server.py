@@ -27,6 +27,7 @@ class Reply:
 class Stub:
     base_url: str
     routes: dict[str, Reply]
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)  # extra, by path
     requests: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -50,6 +51,8 @@ def serve(routes: dict[str, Reply]) -> Iterator[Stub]:
             self.send_response(reply.status)
             self.send_header("Content-Type", reply.content_type)
             self.send_header("Content-Length", str(len(reply.body)))
+            for name, value in stub.headers.get(self.path, {}).items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(reply.body)
 

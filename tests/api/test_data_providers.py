@@ -171,22 +171,34 @@ async def test_a_url_sync_fetches_over_http(client: httpx.AsyncClient, world: Wo
         "/docs/guide.md": Reply(content_type="text/markdown", body=GUIDE.encode()),
         "/docs/logo.png": Reply(content_type="image/png", body=b"\x89PNG"),
         "/docs/huge.txt": Reply(content_type="text/plain", body=b"x" * 2_000_001),
+        "/old-home": Reply(301, "text/plain", b""),
+        "/metadata": Reply(302, "text/plain", b""),
     }
     key = await world.project_key("knowledge:write")
     with serve(routes) as stub:
+        # Redirects are followed, each hop checked: never to a link-local (cloud metadata)
+        # address.
+        stub.headers["/old-home"] = {"Location": "/docs/shipping.html"}
+        stub.headers["/metadata"] = {"Location": "http://169.254.169.254/latest/meta-data/"}
         urls = [f"{stub.base_url}{path}" for path in [*routes, "/docs/missing.html"]]
         created = await _create(client, world, key, "urls", {"urls": urls})
         assert created.status_code == 201, created.text
         provider = await _sync(client, world, key, created.json()["id"])
         sync = provider["sync"]
-        assert (sync["status"], sync["snippets_created"]) == ("failed", 2)
-        for problem in ("logo.png: content type 'image/png'", "huge.txt: larger than",
-                        "missing.html: answered HTTP 404"):  # fmt: skip
+        assert (sync["status"], sync["snippets_created"]) == ("failed", 3)
+        for problem in (
+            "logo.png: content type 'image/png'",
+            "huge.txt: larger than",
+            "missing.html: answered HTTP 404",
+            "metadata: 169.254.169.254 resolves to 169.254.169.254, which is not fetched",
+        ):
             assert problem in sync["last_error"]
         snippets = await _snippets(client, world, key)
         assert snippets[urls[0]]["title"] == "Shipping FAQ"
         assert snippets[urls[0]]["url"] == urls[0]
         assert snippets[urls[1]]["title"] == "Resetting your password"
+        assert snippets[urls[4]]["title"] == "Shipping FAQ"  # via the redirect
+        assert len(stub.requests) == len(urls) + 1
         # A page that is failing now keeps its snippet: a transient error deletes nothing.
         del stub.routes["/docs/guide.md"]
         again = await _sync(client, world, key, created.json()["id"])

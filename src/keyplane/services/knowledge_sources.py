@@ -4,9 +4,11 @@ text files) or of a list of URLs, each keyed by where it came from."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
@@ -15,6 +17,7 @@ from keyplane.domain.text import Document, html_document, markdown_document, tex
 SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html",
             ".txt": "text"}  # fmt: skip
 MAX_FILES = 5_000
+MAX_REDIRECTS = 3
 MAX_CONTENT = 100_000  # characters kept per document (the API's limit for a snippet)
 
 
@@ -94,21 +97,58 @@ def _kind(content_type: str, url: str) -> str | None:
     return None
 
 
+async def check_address(url: str) -> None:
+    """Refuse hosts that resolve to link-local (cloud metadata services such as
+    169.254.169.254), multicast, unspecified or reserved addresses. Loopback and private
+    networks stay allowed: an intranet's documentation is a fair source for a self-hosted
+    server. Checked before every request, redirects included."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("only http:// and https:// URLs with a host are fetched")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            parts.hostname, port, type=socket.SOCK_STREAM
+        )
+    except OSError:
+        raise ValueError(f"cannot resolve {parts.hostname}") from None
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        if (
+            address.is_link_local
+            or address.is_multicast
+            or address.is_unspecified
+            or address.is_reserved
+        ):
+            raise ValueError(f"{parts.hostname} resolves to {address}, which is not fetched")
+
+
 async def _fetch(client: httpx.AsyncClient, url: str, max_bytes: int) -> Document:
-    async with client.stream("GET", url) as response:
-        if response.status_code != 200:
-            raise ValueError(f"answered HTTP {response.status_code}")
-        kind = _kind(response.headers.get("content-type", ""), url)
-        if kind is None:
-            raise ValueError(
-                f"content type {response.headers.get('content-type')!r} is not HTML, Markdown "
-                "or text"
-            )
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > max_bytes:
-                raise ValueError(f"larger than {max_bytes} bytes")
+    for _hop in range(MAX_REDIRECTS + 1):
+        await check_address(url)
+        async with client.stream("GET", url) as response:
+            if response.is_redirect and "location" in response.headers:
+                url = urljoin(url, response.headers["location"])
+                continue
+            return await _read(response, url, max_bytes)
+    raise ValueError(f"more than {MAX_REDIRECTS} redirects")
+
+
+async def _read(response: httpx.Response, url: str, max_bytes: int) -> Document:
+    if response.status_code != 200:
+        raise ValueError(f"answered HTTP {response.status_code}")
+    kind = _kind(response.headers.get("content-type", ""), url)
+    if kind is None:
+        raise ValueError(
+            f"content type {response.headers.get('content-type')!r} is not HTML, Markdown or text"
+        )
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > max_bytes:
+            raise ValueError(f"larger than {max_bytes} bytes")
     name = Path(urlsplit(url).path).name or urlsplit(url).hostname or url
     return parse(bytes(body), kind, name)
 
@@ -116,7 +156,7 @@ async def _fetch(client: httpx.AsyncClient, url: str, max_bytes: int) -> Documen
 async def collect_urls(urls: list[str], max_bytes: int, seconds: float) -> Collected:
     collected = Collected()
     async with httpx.AsyncClient(
-        timeout=seconds, follow_redirects=True, max_redirects=3, trust_env=False
+        timeout=seconds, follow_redirects=False, trust_env=False
     ) as client:
         for url in urls:
             collected.seen.add(url)
