@@ -237,3 +237,24 @@ async def test_postgresql_searches_through_the_gin_index(
             .all()
         )
     assert any("ix_snippets_search" in line for line in plan), plan
+
+
+async def test_query_syntax_in_questions_is_just_text(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Words go to FTS5 and to_tsquery as quoted or plain terms: operators in a question are
+    never query syntax, on either database."""
+    key = await _setup(client, world)
+    for question in (
+        'password" OR "refund',
+        "password* NEAR(refund) -two AND NOT",
+        "reset & password | !refund:* <-> (x)",
+        "Größe? ünïcödé 密码 重置 🔑 password",
+        "' ; DROP TABLE snippets; --",
+        "\\ \\\\ %s {} [] password",
+    ):
+        conversation = await _ask(client, world, key, question)
+        response = await client.post(_generate(world, conversation), headers=bearer(key))
+        assert response.status_code == 200, (question, response.text)
+    snippets = await client.get(f"/v1/projects/{world.project_id}/snippets", headers=bearer(key))
+    assert len(snippets.json()["data"]) == len(SNIPPETS)
