@@ -63,3 +63,18 @@ async def test_labels_belong_to_one_mode(client: httpx.AsyncClient, world: World
         x["name"] for x in (await client.get(_labels(world), headers=bearer(live))).json()["data"]
     ]
     assert live_names == ["Billing"]
+
+
+async def test_non_utf8_names_in_the_path_are_422(client: httpx.AsyncClient, world: World) -> None:
+    key = await world.project_key("label:upsert", "userpool:update")
+    for method, path in (
+        ("PUT", _labels(world, "/%FF")),
+        ("PATCH", f"/v1/projects/{world.project_id}/users/caf%E9"),
+        ("GET", f"/v1/projects/{world.project_id}/users/%C3%28"),
+    ):
+        response = await client.request(method, path, headers=bearer(key), json={})
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["error"] == "validation_error"
+    assert (await client.get(_labels(world), headers=bearer(key))).json()["data"] == []
+    users = await client.get(f"/v1/projects/{world.project_id}/users", headers=bearer(key))
+    assert users.json()["data"] == []
