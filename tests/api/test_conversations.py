@@ -52,16 +52,16 @@ async def test_add_messages(client: httpx.AsyncClient, world: World) -> None:
     conversation = await _conversation(client, world, key)
     path = f"{_base(world)}/conversations/{conversation}/messages"
     reply = await client.post(
-        path, headers=bearer(key), json={"role": "assistant", "content": "Let me check."}
+        path, headers=bearer(key), json={"role": "agent", "content": "Let me check."}
     )
     assert reply.status_code == 201, reply.text
-    assert reply.json()["role"] == "assistant"
+    assert reply.json()["role"] == "agent"
     follow_up = await client.post(path, headers=bearer(key), json={"content": "Thanks"})
     assert follow_up.json()["role"] == "user"
     messages = (await client.get(path, headers=bearer(key))).json()["data"]
     assert [(m["role"], m["content"]) for m in messages] == [
         ("user", "My invoice is wrong"),
-        ("assistant", "Let me check."),
+        ("agent", "Let me check."),
         ("user", "Thanks"),
     ]
 
@@ -97,7 +97,7 @@ async def test_bad_updates_are_422_and_change_nothing(
     empty = await client.post(f"{path}/messages", headers=bearer(key), json={"content": ""})
     assert empty.status_code == 422
     wrong_role = await client.post(
-        f"{path}/messages", headers=bearer(key), json={"content": "x", "role": "system"}
+        f"{path}/messages", headers=bearer(key), json={"content": "x", "role": "assistant"}
     )
     assert wrong_role.status_code == 422
 

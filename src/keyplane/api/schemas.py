@@ -268,8 +268,10 @@ class ConversationUpdate(Strict):
 
 class MessageCreate(Strict):
     content: MessageText
-    role: Literal["user", "assistant"] = Field(
-        default="user", description="user: the end user; assistant: an answer from your side"
+    role: Literal["user", "agent"] = Field(
+        default="user",
+        description="user: the end user; agent: a person on your team answering. (assistant "
+        "messages are the generated answers of /generate only.)",
     )
 
 

@@ -35,7 +35,7 @@ async def answer(
         {"role": "system", "content": f"{SYSTEM}\n\n{_context(passages)}"}
     ]
     messages += [
-        {"role": "assistant" if role == "assistant" else "user", "content": content}
+        {"role": "user" if role == "user" else "assistant", "content": content}
         for role, content in history[-20:]
     ]
     headers = {}
