@@ -19,6 +19,7 @@ from keyplane.domain.permissions import Permission
 from keyplane.services.auth import Verifier
 from keyplane.services.changes import ChangeFeed
 from keyplane.services.crypto import Keyring, load_keyring
+from keyplane.services.jobs import BackgroundJobs
 from keyplane.services.keys import KeyManager
 from keyplane.services.ratelimit import RateLimiter
 from keyplane.services.usage import UsageBuffer
@@ -36,6 +37,7 @@ class Runtime:
     changes: ChangeFeed
     limiter: RateLimiter
     usage: UsageBuffer
+    jobs: BackgroundJobs
 
     @classmethod
     async def start(
@@ -98,12 +100,14 @@ class Runtime:
             changes=changes,
             limiter=limiter,
             usage=usage,
+            jobs=BackgroundJobs(),
         )
         if background:
             await changes.start()
         return runtime
 
     async def close(self) -> None:
+        await self.jobs.close()
         await self.changes.stop()
         await self.limiter.close()
         await self.engine.dispose()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class FailureMode(StrEnum):
@@ -34,7 +35,8 @@ class Settings(BaseSettings):
     accept_test_keys: bool = True
     max_keys_per_project: int = Field(default=10, ge=1)
     rate_limit_failure: FailureMode = FailureMode.OPEN
-    trusted_proxies: list[str] = Field(default_factory=list)
+    # Comma-separated in the environment (NoDecode: not JSON), like data_provider_roots.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_format: LogFormat = LogFormat.CONSOLE
     # Verified-key cache size (DESIGN §10) and how often each process polls the change feed so
     # that a change made elsewhere (the CLI, another process) is enforced within a second.
@@ -46,13 +48,29 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     session_cookie_secure: bool = False
     reveal_reauth_seconds: int = 300
+    # Directories a `directory` data provider may read (comma-separated); empty: `data_dir`.
+    data_provider_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+    # Bounds on what a `urls` data provider fetches per URL.
+    data_provider_max_bytes: int = Field(default=2_000_000, ge=1024)
+    data_provider_timeout_seconds: float = Field(default=10.0, gt=0)
+    # An OpenAI-compatible chat provider that writes `generate`'s answers from the retrieved
+    # snippets; unset: the built-in extractive composer answers.
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_seconds: float = Field(default=30.0, gt=0)
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "data_provider_roots", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @property
+    def knowledge_roots(self) -> list[Path]:
+        """Where directory data providers may read, resolved (symlinks followed)."""
+        return [root.resolve() for root in (self.data_provider_roots or [self.data_dir])]
 
     @property
     def async_database_url(self) -> str:

@@ -114,9 +114,28 @@ async def targets(http: httpx.AsyncClient, world: World) -> Targets:
         json={"user_id": "fuzz-user", "message": "How do I rotate a key?"},
     )
     assert response.status_code == 201, response.text
+    admin = bearer(await made.admin_key("setup"))
+    base = f"/v1/projects/{world.project_id}"
+    snippet = await http.post(
+        f"{base}/snippets", headers=admin, json={"title": "Keys", "content": "Rotate keys."}
+    )
+    provider = await http.post(
+        f"{base}/data-providers",
+        headers=admin,
+        json={
+            "name": "Docs",
+            "type": "directory",
+            "config": {"path": str(world.runtime.settings.data_dir)},
+        },
+    )
+    assert provider.status_code == 201, provider.text
     made.path = {
         "project_id": world.project_id,
         "conversation_id": response.json()["id"],
+        "snippet_id": snippet.json()["id"],
+        "data_provider_id": provider.json()["id"],
+        "external_id": "fuzz-user",
+        "name": "Billing",
         "project_key_id": await _key_id(world, project_key),
         "user_key_id": await _key_id(world, user_key),
     }

@@ -15,10 +15,15 @@ from keyplane.api.ratelimit_headers import RateLimitHeaders
 from keyplane.api.routers import (
     api_keys,
     conversations,
+    data_providers,
+    labels,
     operations,
     permissions,
     projects,
     sessions,
+    snippets,
+    topics,
+    users,
 )
 from keyplane.api.schemas import errors_doc
 from keyplane.observability import Metrics, configure_logging
@@ -56,7 +61,19 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         app.state.runtime = runtime
         metrics.watch(runtime)
     errors.install(app)
-    for module in (permissions, projects, conversations, api_keys, sessions, operations):
+    for module in (
+        permissions,
+        projects,
+        conversations,
+        users,
+        labels,
+        topics,
+        snippets,
+        data_providers,
+        api_keys,
+        sessions,
+        operations,
+    ):
         # Any endpoint may answer these, whatever its own errors: unreadable or oversized
         # bodies, and the rate limit.
         app.include_router(module.router, responses=errors_doc(400, 413, 422, 429))

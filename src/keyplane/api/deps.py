@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
+import urllib.parse
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -13,6 +14,7 @@ from keyplane.domain.errors import (
     CsrfFailed,
     InsufficientPermissions,
     MissingAuthorization,
+    ValidationFailed,
 )
 from keyplane.domain.keys import IpNetwork, KeyKind
 from keyplane.domain.permissions import Permission
@@ -79,6 +81,19 @@ def _observe(request: Request, admission: Admission, seconds: float) -> None:
     metrics.limiter_decisions.labels(result).inc()
 
 
+def _utf8_path(request: Request) -> None:
+    """Starlette turns percent-encoded bytes that are not UTF-8 into U+FFFD; an id such as a
+    user's external id or a label name must not be silently stored that way."""
+    raw = request.scope.get("raw_path") or b""
+    try:
+        urllib.parse.unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationFailed(
+            "The path is not UTF-8 once percent-decoded; percent-encode UTF-8 bytes only.",
+            details=[{"loc": ["path"], "msg": "not UTF-8"}],
+        ) from None
+
+
 def require(permission: Permission) -> Any:
     """A dependency that authenticates the API key and checks `permission` on the path's
     project. Returns the Principal."""
@@ -95,6 +110,7 @@ def require(permission: Permission) -> Any:
         request.state.permission = str(permission)
         admission.enforce()
         assert admission.principal is not None
+        _utf8_path(request)
         return admission.principal
 
     # The guard remembers its permission so that tests can enumerate which endpoint needs

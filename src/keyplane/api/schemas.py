@@ -247,6 +247,54 @@ class MessageList(BaseModel):
     data: list[MessageOut]
 
 
+LabelName = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f/]+$"
+    ),
+    Storable,
+]
+
+
+class ConversationUpdate(Strict):
+    status: Literal["resolved", "unresolved"] | None = None
+    labels: list[LabelName] | None = Field(
+        default=None,
+        max_length=50,
+        description="Replaces the conversation's labels; matched to the project's labels "
+        "case-insensitively, new ones created.",
+    )
+
+
+class MessageCreate(Strict):
+    content: MessageText
+    role: Literal["user", "agent"] = Field(
+        default="user",
+        description="user: the end user; agent: a person on your team answering. (assistant "
+        "messages are the generated answers of /generate only.)",
+    )
+
+
+class GeneratedMessage(BaseModel):
+    id: int
+    conversation_id: int
+    role: Literal["assistant"]
+    content: str
+    created_at: datetime
+
+
+class Source(BaseModel):
+    snippet_id: int
+    title: str
+    url: str | None
+    score: float = Field(description="Full-text relevance; higher is better")
+
+
+class GenerateOut(BaseModel):
+    message: GeneratedMessage
+    sources: list[Source]
+
+
 class ErrorBody(BaseModel):
     error: str
     message: str

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyplane.adapters.sql.models import Conversation, EndUser, Message
 from keyplane.adapters.sql.repositories import iso, utcnow
 from keyplane.domain.errors import NotFound
 from keyplane.domain.keyformat import Mode
+from keyplane.services import labels as label_service
 
 STATUSES = ("resolved", "unresolved")
 
@@ -39,13 +41,12 @@ def describe(conversation: Conversation, user: EndUser) -> dict[str, Any]:
 
 async def end_user(db: AsyncSession, project_id: int, mode: Mode, external_id: str) -> EndUser:
     """The end user with this external id, created on first sight."""
-    user = await db.scalar(
-        select(EndUser).where(
-            EndUser.project_id == project_id,
-            EndUser.mode == mode,
-            EndUser.external_id == external_id,
-        )
+    query = select(EndUser).where(
+        EndUser.project_id == project_id,
+        EndUser.mode == mode,
+        EndUser.external_id == external_id,
     )
+    user = await db.scalar(query)
     if user is None:
         now = utcnow()
         user = EndUser(
@@ -56,8 +57,14 @@ async def end_user(db: AsyncSession, project_id: int, mode: Mode, external_id: s
             created_at=now,
             updated_at=now,
         )
-        db.add(user)
-        await db.flush()
+        try:
+            # A savepoint: when a concurrent request created the same user first, use theirs.
+            async with db.begin_nested():
+                db.add(user)
+        except IntegrityError:
+            found = await db.scalar(query)
+            assert found is not None
+            user = found
     return user
 
 
@@ -113,9 +120,9 @@ async def page(
     return items, (rows[limit - 1][0].id if more else None)
 
 
-async def get(
+async def _row(
     db: AsyncSession, project_id: int, mode: Mode, conversation_id: int
-) -> dict[str, Any]:
+) -> tuple[Conversation, EndUser]:
     row = (
         await db.execute(
             select(Conversation, EndUser)
@@ -129,7 +136,47 @@ async def get(
     ).first()
     if row is None:
         raise NotFound(f"No conversation {conversation_id} in project {project_id} ({mode} data).")
-    return describe(row[0], row[1])
+    return row[0], row[1]
+
+
+async def get(
+    db: AsyncSession, project_id: int, mode: Mode, conversation_id: int
+) -> dict[str, Any]:
+    return describe(*await _row(db, project_id, mode, conversation_id))
+
+
+async def update(
+    db: AsyncSession,
+    project_id: int,
+    mode: Mode,
+    conversation_id: int,
+    *,
+    status: str | None,
+    labels: list[str] | None,
+) -> dict[str, Any]:
+    """Set the status and/or replace the labels; labels are the project's, created on first
+    use and matched case-insensitively (the conversation carries each label's first spelling)."""
+    conversation, user = await _row(db, project_id, mode, conversation_id)
+    if status is not None:
+        conversation.status = status
+    if labels is not None:
+        found, _created = await label_service.ensure(db, project_id, mode, labels)
+        conversation.labels = [label.name for label in found]
+    conversation.updated_at = utcnow()
+    await db.flush()
+    return describe(conversation, user)
+
+
+async def add_message(
+    db: AsyncSession, project_id: int, mode: Mode, conversation_id: int, role: str, content: str
+) -> dict[str, Any]:
+    conversation, _user = await _row(db, project_id, mode, conversation_id)
+    now = utcnow()
+    message = Message(conversation_id=conversation.id, role=role, content=content, created_at=now)
+    db.add(message)
+    conversation.updated_at = now
+    await db.flush()
+    return describe_message(message)
 
 
 async def messages(

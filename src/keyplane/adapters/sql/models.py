@@ -249,3 +249,68 @@ class KeyClient(Base):
     first_seen: Mapped[datetime] = mapped_column(_tz())
     last_seen: Mapped[datetime] = mapped_column(_tz())
     count: Mapped[int] = mapped_column(BigInteger)
+
+
+class Label(Base):
+    """A project's conversation label. `key` is the case-folded name, so that "Billing" and
+    "billing" are one label; `name` keeps the spelling it was first created with."""
+
+    __tablename__ = "labels"
+    __table_args__ = (UniqueConstraint("project_id", "mode", "key"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    mode: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(_tz())
+    updated_at: Mapped[datetime] = mapped_column(_tz())
+
+
+class DataProvider(Base):
+    """A source of knowledge snippets (a directory or a URL list) and its last sync's outcome."""
+
+    __tablename__ = "data_providers"
+    __table_args__ = (Index("ix_data_providers_scope", "project_id", "mode", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    mode: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(16))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # idle (never synced), pending, running, succeeded, failed
+    status: Mapped[str] = mapped_column(String(16), default="idle")
+    snippets_created: Mapped[int] = mapped_column(Integer, default=0)
+    snippets_updated: Mapped[int] = mapped_column(Integer, default=0)
+    snippets_removed: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    requested_at: Mapped[datetime | None] = mapped_column(_tz())
+    started_at: Mapped[datetime | None] = mapped_column(_tz())
+    finished_at: Mapped[datetime | None] = mapped_column(_tz())
+    created_at: Mapped[datetime] = mapped_column(_tz())
+    updated_at: Mapped[datetime] = mapped_column(_tz())
+
+
+class Snippet(Base):
+    """A piece of knowledge `generate` answers from. Full-text indexed: an FTS5 table kept in
+    sync by triggers on SQLite, an expression GIN index on PostgreSQL (see migration 0007;
+    neither is declared here because they differ per database)."""
+
+    __tablename__ = "snippets"
+    __table_args__ = (
+        Index("ix_snippets_scope", "project_id", "mode", "id"),
+        # One snippet per source (file path or URL) of a provider: what makes syncs idempotent.
+        UniqueConstraint("provider_id", "source"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    mode: Mapped[str] = mapped_column(String(8))
+    title: Mapped[str] = mapped_column(String(300))
+    content: Mapped[str] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(String(2000))
+    provider_id: Mapped[int | None] = mapped_column(
+        ForeignKey("data_providers.id", ondelete="CASCADE")
+    )
+    source: Mapped[str | None] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(_tz())
+    updated_at: Mapped[datetime] = mapped_column(_tz())

@@ -12,12 +12,16 @@ from keyplane.api.schemas import (
     ConversationCreated,
     ConversationOut,
     ConversationPage,
+    ConversationUpdate,
+    GenerateOut,
+    MessageCreate,
     MessageList,
+    MessageOut,
     errors_doc,
     storable,
 )
 from keyplane.domain.permissions import Permission
-from keyplane.services import conversations
+from keyplane.services import answers, conversations
 from keyplane.services.auth import Principal
 
 router = APIRouter(prefix="/v1/projects/{project_id}/conversations", tags=["conversations"])
@@ -90,3 +94,63 @@ async def list_messages(
         return {
             "data": await conversations.messages(db, project_id, principal.mode, conversation_id)
         }
+
+
+@router.patch(
+    "/{conversation_id}", response_model=ConversationOut, responses=errors_doc(401, 403, 404, 422)
+)
+async def update_conversation(
+    project_id: ProjectId,
+    conversation_id: ConversationId,
+    body: ConversationUpdate,
+    rt: RuntimeDep,
+    principal: Principal = require(Permission.CONVERSATION_WRITE),
+) -> dict[str, Any]:
+    """Resolve or reopen, and/or replace the labels (created in the project on first use)."""
+    async with rt.transaction() as db:
+        return await conversations.update(
+            db,
+            project_id,
+            principal.mode,
+            conversation_id,
+            status=body.status,
+            labels=body.labels,
+        )
+
+
+@router.post(
+    "/{conversation_id}/messages",
+    status_code=201,
+    response_model=MessageOut,
+    responses=errors_doc(401, 403, 404, 422),
+)
+async def add_message(
+    project_id: ProjectId,
+    conversation_id: ConversationId,
+    body: MessageCreate,
+    rt: RuntimeDep,
+    principal: Principal = require(Permission.CONVERSATION_WRITE),
+) -> dict[str, Any]:
+    async with rt.transaction() as db:
+        return await conversations.add_message(
+            db, project_id, principal.mode, conversation_id, body.role, body.content
+        )
+
+
+@router.post(
+    "/{conversation_id}/generate",
+    response_model=GenerateOut,
+    responses=errors_doc(401, 403, 404, 422),
+)
+async def generate(
+    project_id: ProjectId,
+    conversation_id: ConversationId,
+    rt: RuntimeDep,
+    principal: Principal = require(Permission.CONVERSATION_GENERATE),
+) -> dict[str, Any]:
+    """Answer the conversation's latest user message from the project's knowledge snippets
+    (full-text search), store the answer as an assistant message, and return it with the
+    snippets it used."""
+    return await answers.generate(
+        rt.sessions, rt.settings, project_id, principal.mode, conversation_id
+    )
