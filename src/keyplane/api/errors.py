@@ -40,6 +40,7 @@ STATUS: dict[type[e.KeyplaneError], int] = {
     e.Conflict: 409,
     e.KeyLimitReached: 409,
     e.PayloadTooLarge: 413,
+    e.UnsupportedMediaType: 415,
     e.ValidationFailed: 422,
     e.PermissionDependency: 422,
     e.RateLimitExceeded: 429,
