@@ -3,7 +3,8 @@ Requests forbid unknown fields, like every request body (see `schemas.py`)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import datetime as dt
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
@@ -91,7 +92,7 @@ class FilePage(BaseModel):
 
 # --- metrics ---------------------------------------------------------------------------------
 class MetricPoint(BaseModel):
-    date: date = Field(description="First day of the bucket (a Monday for weeks)")
+    date: dt.date = Field(description="First day of the bucket (a Monday for weeks)")
     conversations: int
     messages: int
     resolved: int
