@@ -37,7 +37,7 @@ async def test_upload_download_delete(
 ) -> None:
     key = await world.project_key("file:write")
     base = f"/v1/projects/{world.project_id}/files"
-    text = "# Refunds\nWithin 30 days.\n".encode()
+    text = b"# Refunds\nWithin 30 days.\n"
     made = await client.post(
         base, headers=bearer(key), files={"file": ("../../etc/refunds.md", text, "text/markdown")}
     )
