@@ -4,6 +4,7 @@ bytes, sha256, download, deletion, live/test separation."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -134,6 +135,25 @@ async def test_size_limit(client: httpx.AsyncClient, world: World, settings: Set
     )
     assert huge.status_code == 413
     assert huge.json()["error"] == "payload_too_large"
+    # Streamed without a Content-Length: counted as it arrives, still a 413.
+    boundary = "keyplane-test"
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="e.txt"\r\n'
+            "Content-Type: text/plain\r\n\r\n"
+        ).encode()
+        for _ in range(50):
+            yield b"e" * 10_000
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    streamed = await client.post(
+        base,
+        headers={**bearer(key), "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        content=chunks(),
+    )
+    assert streamed.status_code == 413, streamed.text
+    assert streamed.json()["error"] == "payload_too_large"
     empty = await client.post(
         base, headers=bearer(key), files={"file": ("d.txt", b"", "text/plain")}
     )
