@@ -252,7 +252,7 @@ class Files(_Resource):
     ) -> m.File:
         """A path, bytes or a binary file object. Without content_type the server goes by
         the file name's extension, and always checks the bytes."""
-        parts = upload_parts(file, filename, content_type)
+        parts = await asyncio.to_thread(upload_parts, file, filename, content_type)
         return m.File.from_json(await self._json("POST", self._c.path("files"), files=parts))
 
     async def download(self, file_id: int) -> bytes:
