@@ -14,7 +14,6 @@ import requests
 from httpx import ASGITransport, AsyncClient
 
 from keyplane.api.app import create_app
-
 from tests.conftest import World, bearer
 from tests.sdk.conftest import LiveServer
 
