@@ -171,3 +171,38 @@ async def test_modes_and_projects_never_mix(client: httpx.AsyncClient, world: Wo
         f"/v1/projects/{other}/tables/{table}/rows", headers=bearer(theirs)
     )
     assert elsewhere.status_code == 404
+
+
+async def test_bad_bodies_are_4xx_and_write_nothing(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    key = await world.project_key("table:write")
+    table = await _table(client, world, key)
+    rows = f"/v1/projects/{world.project_id}/tables/{table}/rows"
+    json_headers = {**bearer(key), "Content-Type": "application/json"}
+    for raw in (
+        b'{"values": {"sku": "caf\xe9"}}',  # Latin-1, not UTF-8
+        b'{"values": {"sku": "nul\\u0000"}}',
+        b'{"values": {"sku": "\\udb7d half a pair"}}',
+        b'{"values": {"\\u0000": 1}}',
+        b'{"values": [1, 2]}',
+        b'{"values": {"sku": "a"}',  # truncated
+    ):
+        response = await client.post(rows, headers=json_headers, content=raw)
+        assert response.status_code == 422, (raw, response.text)
+        assert response.json()["error"] == "validation_error"
+    huge = await client.post(rows, headers=bearer(key), json={"values": {"sku": "x" * 2_000_000}})
+    assert huge.status_code == 413
+    assert huge.json()["error"] == "payload_too_large"
+    long_text = await client.post(rows, headers=bearer(key), json={"values": {"sku": "x" * 20_000}})
+    assert long_text.status_code == 422
+    assert "'sku'" in long_text.json()["message"]
+    assert (await client.get(rows, headers=bearer(key))).json()["data"] == []
+    unknown = await client.post(
+        f"/v1/projects/{world.project_id}/tables",
+        headers=bearer(key),
+        json={"name": "t2", "columns": [{"name": "a", "type": "text", "width": 3}]},
+    )
+    assert unknown.status_code == 422
+    tables = await client.get(f"/v1/projects/{world.project_id}/tables", headers=bearer(key))
+    assert [t["name"] for t in tables.json()["data"]] == ["products"]
