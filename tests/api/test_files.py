@@ -3,6 +3,7 @@ bytes, sha256, download, deletion, live/test separation."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -185,3 +186,31 @@ async def test_modes_and_projects_never_mix(client: httpx.AsyncClient, world: Wo
     theirs = await world.project_key("file:write", project_id=other)
     elsewhere = await client.get(f"/v1/projects/{other}/files/{file_id}", headers=bearer(theirs))
     assert elsewhere.status_code == 404
+
+
+async def test_concurrent_uploads_and_deletes_of_one_content(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Deleting a file while the same bytes are uploaded again never leaves a file whose
+    content is gone (uploads and deletions of one blob are serialized)."""
+    key = await world.project_key("file:write")
+    base = f"/v1/projects/{world.project_id}/files"
+    data = b"same bytes every time\n"
+
+    async def upload() -> int:
+        made = await client.post(
+            base, headers=bearer(key), files={"file": ("a.txt", data, "text/plain")}
+        )
+        assert made.status_code == 201, made.text
+        return int(made.json()["id"])
+
+    current = await upload()
+    for _ in range(8):
+        new_id, deleted = await asyncio.gather(
+            upload(), client.delete(f"{base}/{current}", headers=bearer(key))
+        )
+        assert deleted.status_code == 204
+        current = new_id
+        content = await client.get(f"{base}/{current}/content", headers=bearer(key))
+        assert content.status_code == 200, content.text
+        assert content.content == data

@@ -10,7 +10,7 @@ import hashlib
 import posixpath
 from typing import Any, Protocol
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyplane.adapters.sql.models import StoredFile
@@ -52,6 +52,16 @@ def clean_filename(raw: str | None) -> str:
     return name
 
 
+async def _lock_blob(db: AsyncSession, sha256: str) -> None:
+    """Serializes uploads and deletions of one blob until the transaction ends, so that a
+    deletion never unlinks a blob that a concurrent upload is about to point a row at.
+    PostgreSQL: a transaction-scoped advisory lock on the digest. SQLite: both paths write
+    before touching the blob, and SQLite admits one writing transaction at a time."""
+    if db.get_bind().dialect.name == "postgresql":
+        number = int.from_bytes(bytes.fromhex(sha256)[:8], "big", signed=True)
+        await db.execute(text("SELECT pg_advisory_xact_lock(:n)"), {"n": number})
+
+
 async def upload(
     db: AsyncSession,
     store: BlobStore,
@@ -74,8 +84,7 @@ async def upload(
     name = clean_filename(filename)
     kind = filetypes.check(filetypes.declared_type(content_type, name), data)
     digest = hashlib.sha256(data).hexdigest()
-    # Bytes first, row second: a row never points at a blob that is not there.
-    await store.put(digest, data)
+    await _lock_blob(db, digest)
     stored = StoredFile(
         project_id=project_id,
         mode=mode,
@@ -87,6 +96,9 @@ async def upload(
     )
     db.add(stored)
     await db.flush()
+    # Under the lock, before the commit: if writing fails the row is rolled back, so a
+    # committed row always has its blob.
+    await store.put(digest, data)
     return describe(stored)
 
 
@@ -127,11 +139,15 @@ async def content(
     return stored, data
 
 
-async def remove(db: AsyncSession, project_id: int, mode: Mode, file_id: int) -> str | None:
-    """Deletes the row; returns the blob to delete after commit when no other row uses it."""
+async def remove(
+    db: AsyncSession, store: BlobStore, project_id: int, mode: Mode, file_id: int
+) -> None:
+    """Deletes the row, and the blob when no other row uses it (under the blob's lock)."""
     stored = await get(db, project_id, mode, file_id)
+    await _lock_blob(db, stored.sha256)
     await db.execute(delete(StoredFile).where(StoredFile.id == stored.id))
     others = await db.scalar(
         select(func.count()).select_from(StoredFile).where(StoredFile.sha256 == stored.sha256)
     )
-    return stored.sha256 if not others else None
+    if not others:
+        await store.delete(stored.sha256)

@@ -118,7 +118,5 @@ async def delete_file(
     principal: Principal = require(Permission.FILE_WRITE),
 ) -> Response:
     async with rt.transaction() as db:
-        unused = await files.remove(db, project_id, principal.mode, file_id)
-    if unused is not None:  # after the commit: no row points at it any more
-        await blob_store(rt).delete(unused)
+        await files.remove(db, blob_store(rt), project_id, principal.mode, file_id)
     return Response(status_code=204)
