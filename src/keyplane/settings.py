@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     # Failed key lookups allowed per client address and minute before lookups are refused.
     auth_failures_per_minute: int = Field(default=30, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Uploads (POST /files) may be larger than other bodies; stored under data_dir/files.
+    max_file_bytes: int = Field(default=10 * 1_048_576, ge=1)
     session_cookie_secure: bool = False
     reveal_reauth_seconds: int = 300
     # Directories a `directory` data provider may read (comma-separated); empty: `data_dir`.

@@ -129,6 +129,17 @@ async def targets(http: httpx.AsyncClient, world: World) -> Targets:
         },
     )
     assert provider.status_code == 201, provider.text
+    table = await http.post(
+        f"{base}/tables",
+        headers=admin,
+        json={"name": "fuzz", "columns": [{"name": "sku", "type": "text"}]},
+    )
+    row = await http.post(
+        f"{base}/tables/{table.json()['id']}/rows", headers=admin, json={"values": {"sku": "a"}}
+    )
+    upload = await http.post(
+        f"{base}/files", headers=admin, files={"file": ("a.txt", b"hello", "text/plain")}
+    )
     made.path = {
         "project_id": world.project_id,
         "conversation_id": response.json()["id"],
@@ -136,6 +147,9 @@ async def targets(http: httpx.AsyncClient, world: World) -> Targets:
         "data_provider_id": provider.json()["id"],
         "external_id": "fuzz-user",
         "name": "Billing",
+        "table_id": table.json()["id"],
+        "row_id": row.json()["id"],
+        "file_id": upload.json()["id"],
         "project_key_id": await _key_id(world, project_key),
         "user_key_id": await _key_id(world, user_key),
     }
@@ -161,8 +175,11 @@ async def send(
     client: httpx.AsyncClient, case: Case, auth: dict[str, str]
 ) -> tuple[httpx.Response, dict[str, Any]]:
     kwargs = case.as_transport_kwargs(base_url=str(client.base_url), headers=auth)
-    unexpected = set(kwargs) - {"method", "url", "headers", "params", "cookies", "json", "data"}
+    allowed = {"method", "url", "headers", "params", "cookies", "json", "data", "files"}
+    unexpected = set(kwargs) - allowed
     assert not unexpected, unexpected
+    # Multipart uploads come as files (and form fields as data); everything else as content.
+    multipart = "files" in kwargs
     request = client.build_request(
         kwargs["method"],
         kwargs["url"],
@@ -170,8 +187,11 @@ async def send(
         headers=_wire(kwargs.get("headers") or {}),
         cookies=kwargs.get("cookies") or None,
         json=kwargs.get("json"),
-        content=kwargs.get("data"),
+        content=None if multipart else kwargs.get("data"),
+        data=kwargs.get("data") if multipart else None,
+        files=kwargs.get("files"),
     )
+    request.read()  # a multipart body is a stream; schemathesis reads it when reporting
     return await client.send(request), kwargs
 
 

@@ -42,42 +42,60 @@ def platform_routers() -> list[APIRouter]:
 
 PLATFORM_ROUTERS = platform_routers()
 
-# method, path template -> JSON body for a request that succeeds when permitted
+P = PROJECT_PREFIX
+TABLE = {"name": "t", "columns": [{"name": "sku", "type": "text"}]}
+UPLOAD = {"files": {"file": ("notes.txt", b"hello", "text/plain")}}
+
+# method, path template -> request arguments (json=, files=, params=) that succeed when
+# permitted; None for a bare request.
 SAMPLES: dict[tuple[str, str], dict[str, Any] | None] = {
-    ("GET", "/v1/projects/{project_id}"): None,
-    ("GET", "/v1/projects/{project_id}/conversations"): None,
-    ("POST", "/v1/projects/{project_id}/conversations"): {"user_id": "u1", "message": "Hello"},
-    ("GET", "/v1/projects/{project_id}/conversations/{conversation_id}"): None,
-    ("GET", "/v1/projects/{project_id}/conversations/{conversation_id}/messages"): None,
-    ("PATCH", "/v1/projects/{project_id}/conversations/{conversation_id}"): {
-        "status": "resolved",
-        "labels": ["Billing"],
+    ("GET", P): None,
+    ("GET", f"{P}/conversations"): None,
+    ("POST", f"{P}/conversations"): {"json": {"user_id": "u1", "message": "Hello"}},
+    ("GET", f"{P}/conversations/{{conversation_id}}"): None,
+    ("GET", f"{P}/conversations/{{conversation_id}}/messages"): None,
+    ("PATCH", f"{P}/conversations/{{conversation_id}}"): {
+        "json": {"status": "resolved", "labels": ["Billing"]}
     },
-    ("POST", "/v1/projects/{project_id}/conversations/{conversation_id}/messages"): {
-        "content": "Thanks!"
+    ("POST", f"{P}/conversations/{{conversation_id}}/messages"): {"json": {"content": "Thanks!"}},
+    ("POST", f"{P}/conversations/{{conversation_id}}/generate"): None,
+    ("GET", f"{P}/users"): None,
+    ("GET", f"{P}/users/{{external_id}}"): None,
+    ("PATCH", f"{P}/users/{{external_id}}"): {"json": {"first_name": "Ada"}},
+    ("GET", f"{P}/labels"): None,
+    ("PUT", f"{P}/labels/{{name}}"): None,
+    ("GET", f"{P}/topics"): None,
+    ("GET", f"{P}/snippets"): None,
+    ("GET", f"{P}/snippets/{{snippet_id}}"): None,
+    ("POST", f"{P}/snippets"): {"json": {"title": "Refunds", "content": "30 days."}},
+    ("PATCH", f"{P}/snippets/{{snippet_id}}"): {"json": {"title": "Password reset"}},
+    ("DELETE", f"{P}/snippets/{{snippet_id}}"): None,
+    ("GET", f"{P}/data-providers"): None,
+    ("POST", f"{P}/data-providers"): {
+        "json": {
+            "name": "Docs",
+            "type": "urls",
+            "config": {"urls": ["http://127.0.0.1:9/docs.html"]},
+        }
     },
-    ("POST", "/v1/projects/{project_id}/conversations/{conversation_id}/generate"): None,
-    ("GET", "/v1/projects/{project_id}/users"): None,
-    ("GET", "/v1/projects/{project_id}/users/{external_id}"): None,
-    ("PATCH", "/v1/projects/{project_id}/users/{external_id}"): {"first_name": "Ada"},
-    ("GET", "/v1/projects/{project_id}/labels"): None,
-    ("PUT", "/v1/projects/{project_id}/labels/{name}"): None,
-    ("GET", "/v1/projects/{project_id}/topics"): None,
-    ("GET", "/v1/projects/{project_id}/snippets"): None,
-    ("GET", "/v1/projects/{project_id}/snippets/{snippet_id}"): None,
-    ("POST", "/v1/projects/{project_id}/snippets"): {"title": "Refunds", "content": "30 days."},
-    ("PATCH", "/v1/projects/{project_id}/snippets/{snippet_id}"): {"title": "Password reset"},
-    ("DELETE", "/v1/projects/{project_id}/snippets/{snippet_id}"): None,
-    ("GET", "/v1/projects/{project_id}/data-providers"): None,
-    ("POST", "/v1/projects/{project_id}/data-providers"): {
-        "name": "Docs",
-        "type": "urls",
-        "config": {"urls": ["http://127.0.0.1:9/docs.html"]},
-    },
-    ("POST", "/v1/projects/{project_id}/data-providers/{data_provider_id}/sync"): None,
+    ("POST", f"{P}/data-providers/{{data_provider_id}}/sync"): None,
+    ("GET", f"{P}/tables"): None,
+    ("POST", f"{P}/tables"): {"json": TABLE},  # a fresh name per request, see below
+    ("GET", f"{P}/tables/{{table_id}}/rows"): None,
+    ("POST", f"{P}/tables/{{table_id}}/rows"): {"json": {"values": {"sku": "A"}}},
+    ("PATCH", f"{P}/tables/{{table_id}}/rows/{{row_id}}"): {"json": {"values": {"sku": "B"}}},
+    ("DELETE", f"{P}/tables/{{table_id}}/rows/{{row_id}}"): None,
+    ("GET", f"{P}/files"): None,
+    ("POST", f"{P}/files"): UPLOAD,
+    ("GET", f"{P}/files/{{file_id}}"): None,
+    ("GET", f"{P}/files/{{file_id}}/content"): None,
+    ("DELETE", f"{P}/files/{{file_id}}"): None,
+    ("GET", f"{P}/metrics"): {"params": {"start_date": "2026-01-01", "end_date": "2026-01-31"}},
+    ("GET", f"{P}/deployments"): None,
+    ("POST", f"{P}/deployments"): {"json": {"channel": "web", "name": "Site"}},
+    ("GET", f"{P}/exports/conversations"): None,
+    ("GET", f"{P}/exports/full"): None,
 }
-# Requests that use their target up: each permitted one gets a fresh snippet.
-CONSUMING = {("DELETE", "/v1/projects/{project_id}/snippets/{snippet_id}")}
 SUCCESS = (200, 201, 202, 204)
 
 
@@ -118,62 +136,102 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     )
 
 
-async def _snippet(client: httpx.AsyncClient, world: World, key: str) -> int:
-    created = await client.post(
-        f"/v1/projects/{world.project_id}/snippets",
-        headers=bearer(key),
-        json={"title": "Password reset", "content": "Use the reset link on the sign-in page."},
-    )
-    assert created.status_code == 201, created.text
-    snippet_id: int = created.json()["id"]
-    return snippet_id
-
-
 def test_the_platform_api_is_covered() -> None:
     """Discovery finds the routers of DESIGN §6, not just the ones this file imports."""
     paths = {p for _m, p, _r in ROUTES}
-    for resource in ("conversations", "users", "labels", "topics", "snippets", "data-providers"):
+    for resource in (
+        "conversations",
+        "users",
+        "labels",
+        "topics",
+        "snippets",
+        "data-providers",
+        "tables",
+        "files",
+        "metrics",
+        "deployments",
+        "exports/full",
+    ):
         assert f"{PROJECT_PREFIX}/{resource}" in paths
+
+
+class Targets:
+    """Ids to fill path templates with; a permitted deletion gets a fresh target first."""
+
+    def __init__(self, client: httpx.AsyncClient, world: World, seed: str) -> None:
+        self.client, self.seed = client, bearer(seed)
+        self.base = f"/v1/projects/{world.project_id}"
+        self.ids: dict[str, Any] = {"project_id": world.project_id}
+
+    async def create(self, path: str, **arguments: Any) -> int:
+        made = await self.client.post(f"{self.base}{path}", headers=self.seed, **arguments)
+        assert made.status_code == 201, made.text
+        return int(made.json()["id"])
+
+    async def fresh(self, template: str) -> None:
+        """A new snippet, row or file for a DELETE that is about to succeed."""
+        if "{snippet_id}" in template:
+            self.ids["snippet_id"] = await self.snippet()
+        if "{row_id}" in template:
+            self.ids["row_id"] = await self.row()
+        if "{file_id}" in template:
+            self.ids["file_id"] = await self.create("/files", **UPLOAD)
+
+    async def snippet(self) -> int:
+        body = {"title": "Password reset", "content": "Use the reset link on the sign-in page."}
+        return await self.create("/snippets", json=body)
+
+    async def row(self) -> int:
+        return await self.create(
+            f"/tables/{self.ids['table_id']}/rows", json={"values": {"sku": "x"}}
+        )
 
 
 async def test_permission_endpoint_matrix(
     client: httpx.AsyncClient, world: World, tmp_path: Path
 ) -> None:
-    seed = await world.project_key("conversation:generate", "knowledge:write")
-    base = f"/v1/projects/{world.project_id}"
-    created = await client.post(
-        f"{base}/conversations",
-        headers=bearer(seed),
-        json={"user_id": "seed", "message": "How do I reset my password?"},
+    seed = await world.project_key(
+        "conversation:generate", "knowledge:write", "table:write", "file:write"
     )
-    provider = await client.post(
-        f"{base}/data-providers",
-        headers=bearer(seed),
-        json={"name": "Docs", "type": "directory", "config": {"path": str(tmp_path)}},
-    )
-    assert provider.status_code == 201, provider.text
-    targets = {
-        "project_id": world.project_id,
-        "conversation_id": created.json()["id"],
+    targets = Targets(client, world, seed)
+    provider = {"name": "Docs", "type": "directory", "config": {"path": str(tmp_path)}}
+    targets.ids |= {
+        "conversation_id": await targets.create(
+            "/conversations", json={"user_id": "seed", "message": "How do I reset my password?"}
+        ),
         "external_id": "seed",
         "name": "Billing",
-        "snippet_id": await _snippet(client, world, seed),
-        "data_provider_id": provider.json()["id"],
+        "snippet_id": await targets.snippet(),
+        "data_provider_id": await targets.create("/data-providers", json=provider),
+        "table_id": await targets.create("/tables", json=TABLE),
+    }
+    targets.ids |= {
+        "row_id": await targets.row(),
+        "file_id": await targets.create("/files", **UPLOAD),
     }
     keys: list[tuple[str, Permission, str]] = []
     for permission in sorted(PROJECT_KEY_PERMISSIONS):
         keys.append(("project", permission, await world.project_key(permission)))
         keys.append(("user", permission, await world.user_key(permission)))
 
+    def arguments(method: str, template: str, name: str) -> dict[str, Any]:
+        if (method, template) == ("POST", f"{P}/tables"):
+            return {"json": TABLE | {"name": name}}  # table names are unique
+        return dict(SAMPLES[(method, template)] or {})
+
     failures = []
     for method, template, required in ROUTES:
-        body = SAMPLES[(method, template)]
         for kind, held, secret in keys:
             allowed = required in closure({held})
-            if allowed and (method, template) in CONSUMING:
-                targets["snippet_id"] = await _snippet(client, world, seed)
-            path = template.format(**targets)
-            response = await client.request(method, path, headers=bearer(secret), json=body)
+            if allowed and method == "DELETE":
+                await targets.fresh(template)
+            path = template.format(**targets.ids)
+            response = await client.request(
+                method,
+                path,
+                headers=bearer(secret),
+                **arguments(method, template, f"t-{kind}-{held}"),
+            )
             if allowed and response.status_code not in SUCCESS:
                 failures.append((kind, held, method, template, response.status_code))
             if not allowed and (
@@ -184,9 +242,10 @@ async def test_permission_endpoint_matrix(
     other = await world.project()
     stranger = await world.project_key(*sorted(PROJECT_KEY_PERMISSIONS), project_id=other)
     for method, template, _required in ROUTES:
-        path = template.format(**targets)
-        body = SAMPLES[(method, template)]
-        response = await client.request(method, path, headers=bearer(stranger), json=body)
+        path = template.format(**targets.ids)
+        response = await client.request(
+            method, path, headers=bearer(stranger), **arguments(method, template, "stranger")
+        )
         if response.status_code != 403 or response.json()["error"] != "project_mismatch":
             failures.append(("other project", "*", method, template, response.status_code))
     await world.runtime.jobs.wait()  # the syncs started

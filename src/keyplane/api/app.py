@@ -16,15 +16,20 @@ from keyplane.api.routers import (
     api_keys,
     conversations,
     data_providers,
+    deployments,
+    exports,
+    files,
     labels,
     operations,
     permissions,
     projects,
     sessions,
     snippets,
+    tables,
     topics,
     users,
 )
+from keyplane.api.routers import metrics as metrics_api
 from keyplane.api.schemas import errors_doc
 from keyplane.observability import Metrics, configure_logging
 from keyplane.runtime import Runtime
@@ -61,26 +66,32 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         app.state.runtime = runtime
         metrics.watch(runtime)
     errors.install(app)
-    for module in (
-        permissions,
-        projects,
+    platform = (
         conversations,
         users,
         labels,
         topics,
         snippets,
         data_providers,
-        api_keys,
-        sessions,
-        operations,
-    ):
+        tables,
+        files,
+        metrics_api,
+        deployments,
+        exports,
+    )
+    for module in (permissions, projects, *platform, api_keys, sessions, operations):
         # Any endpoint may answer these, whatever its own errors: unreadable or oversized
         # bodies, and the rate limit.
         app.include_router(module.router, responses=errors_doc(400, 413, 422, 429))
 
-    max_bytes = (runtime.settings if runtime else settings or Settings()).max_body_bytes
+    configured = runtime.settings if runtime else settings or Settings()
     app.add_middleware(RateLimitHeaders)
-    app.add_middleware(BodyLimit, max_bytes=max_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=configured.max_body_bytes,
+        # File uploads may be larger: the file's own limit plus room for the multipart framing.
+        upload_bytes=configured.max_file_bytes + 64 * 1024,
+    )
     app.add_middleware(RequestContext, metrics=metrics)  # outermost: sees every response
     return app
 

@@ -42,6 +42,7 @@ STATUS: dict[type[e.KeyplaneError], int] = {
     e.Conflict: 409,
     e.KeyLimitReached: 409,
     e.PayloadTooLarge: 413,
+    e.UnsupportedMediaType: 415,
     e.ValidationFailed: 422,
     e.PermissionDependency: 422,
     e.RateLimitExceeded: 429,
@@ -137,6 +138,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, e.KeyplaneError):
+            # Reading the body failed on our side, e.g. a chunked body over the size limit
+            # while FastAPI parsed a form: answer with that error, not a generic one.
+            request.state.error_code = exc.__cause__.code
+            return error_response(exc.__cause__)
         if exc.status_code == 400:  # FastAPI could not decode the body
             request.state.error_code = e.ValidationFailed.code
             return error_response(

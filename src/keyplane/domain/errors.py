@@ -122,3 +122,9 @@ class RateLimitExceeded(KeyplaneError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message, retry_after=retry_after)
         self.retry_after = retry_after
+
+
+class UnsupportedMediaType(KeyplaneError):
+    """An upload whose type is not accepted, or whose bytes are not what it claims."""
+
+    code = "unsupported_media_type"

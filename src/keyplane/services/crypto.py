@@ -33,6 +33,7 @@ class SecretVersion:
     version: int
     pepper: bytes
     aead: AESGCM
+    pseudonym: bytes
 
     @classmethod
     def from_master(cls, version: int, master: bytes) -> SecretVersion:
@@ -40,6 +41,7 @@ class SecretVersion:
             version=version,
             pepper=_derive(master, b"keyplane lookup pepper v1"),
             aead=AESGCM(_derive(master, b"keyplane secret encryption v1")),
+            pseudonym=_derive(master, b"keyplane export pseudonyms v1"),
         )
 
 
@@ -60,6 +62,13 @@ class Keyring:
     def lookup_hash(self, key: str, version: int | None = None) -> bytes:
         pepper = self._versions[version].pepper if version else self.current.pepper
         return hmac.digest(pepper, key.encode("ascii"), sha256)
+
+    def pseudonym(self, value: str) -> str:
+        """A stable stand-in for an identifier in exports without PII: a keyed hash, so that
+        nobody without the server's secret can recompute it from a guessed external id.
+        Uses the oldest secret version, so that adding a newer secret keeps pseudonyms."""
+        key = self._versions[min(self._versions)].pseudonym
+        return "u_" + hmac.digest(key, value.encode("utf-8"), sha256).hex()[:32]
 
     def encrypt(self, key: str, key_id: str) -> tuple[int, bytes]:
         nonce = os.urandom(_NONCE_BYTES)

@@ -314,3 +314,60 @@ class Snippet(Base):
     source: Mapped[str | None] = mapped_column(String(2000))
     created_at: Mapped[datetime] = mapped_column(_tz())
     updated_at: Mapped[datetime] = mapped_column(_tz())
+
+
+# --- platform data: tables, files, deployments (issue 5, part B) ----------------------------
+class DataTable(Base):
+    """A project's structured data table; `columns` is `[{"name", "type"}]`, type one of
+    text, number, boolean, date. Rows are checked against it on every write."""
+
+    __tablename__ = "data_tables"
+    __table_args__ = (UniqueConstraint("project_id", "mode", "name"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    mode: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(String(200))
+    columns: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(_tz())
+
+
+class TableRow(Base):
+    __tablename__ = "table_rows"
+    __table_args__ = (Index("ix_table_rows_table", "table_id", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    table_id: Mapped[int] = mapped_column(ForeignKey("data_tables.id", ondelete="CASCADE"))
+    values: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(_tz())
+    updated_at: Mapped[datetime] = mapped_column(_tz())
+
+
+class StoredFile(Base):
+    """An uploaded file's metadata; the bytes live in a blob store under `storage_key`
+    (content-addressed: the sha256), so identical uploads share one blob."""
+
+    __tablename__ = "files"
+    __table_args__ = (Index("ix_files_scope", "project_id", "mode", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    mode: Mapped[str] = mapped_column(String(8))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(_tz())
+
+
+class Deployment(Base):
+    """Where the agent is deployed: a channel (web, slack, whatsapp, api) with its config."""
+
+    __tablename__ = "deployments"
+    __table_args__ = (Index("ix_deployments_scope", "project_id", "mode", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    mode: Mapped[str] = mapped_column(String(8))
+    channel: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(_tz())
+    updated_at: Mapped[datetime] = mapped_column(_tz())

@@ -1,0 +1,418 @@
+"""The asynchronous client: the same resources as `Client`, awaited; iterators are async.
+
+async with AsyncClient() as client:
+    async for conversation in client.conversations.iter(status="unresolved"):
+        ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import date, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, TypeVar
+
+import httpx
+
+from keyplane.sdk import models as m
+from keyplane.sdk._transport import Config, check, clean, should_retry
+from keyplane.sdk.client import day_text, upload_parts
+from keyplane.sdk.errors import ConnectionFailed
+
+T = TypeVar("T")
+Parser = Callable[[dict[str, Any]], T]
+
+
+class _Resource:
+    def __init__(self, client: AsyncClient) -> None:
+        self._c = client
+
+    async def _page(self, path: str, parse: Parser[T], params: dict[str, Any]) -> m.Page[T]:
+        return m.Page.parse(
+            (await self._c.request("GET", path, params=clean(params))).json(), parse
+        )
+
+    async def _iter(self, path: str, parse: Parser[T], params: dict[str, Any]) -> AsyncIterator[T]:
+        cursor: str | None = None
+        while True:
+            page = await self._page(path, parse, params | {"cursor": cursor})
+            for item in page.data:
+                yield item
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        body: dict[str, Any] = (await self._c.request(method, path, **kwargs)).json()
+        return body
+
+
+class Conversations(_Resource):
+    async def list(
+        self,
+        *,
+        limit: int = 20,
+        status: str | None = None,
+        user_id: str | None = None,
+        cursor: str | None = None,
+    ) -> m.Page[m.Conversation]:
+        params = {"limit": limit, "status": status, "user_id": user_id, "cursor": cursor}
+        return await self._page(self._c.path("conversations"), m.Conversation.from_json, params)
+
+    def iter(
+        self, *, status: str | None = None, user_id: str | None = None, page_size: int = 100
+    ) -> AsyncIterator[m.Conversation]:
+        params = {"limit": page_size, "status": status, "user_id": user_id}
+        return self._iter(self._c.path("conversations"), m.Conversation.from_json, params)
+
+    async def get(self, conversation_id: int) -> m.Conversation:
+        path = self._c.path("conversations", conversation_id)
+        return m.Conversation.from_json(await self._json("GET", path))
+
+    async def create(self, *, user_id: str, message: str) -> m.Conversation:
+        body = {"user_id": user_id, "message": message}
+        return m.Conversation.from_json(
+            await self._json("POST", self._c.path("conversations"), json=body)
+        )
+
+    async def messages(self, conversation_id: int) -> builtins.list[m.Message]:
+        body = await self._json("GET", self._c.path("conversations", conversation_id, "messages"))
+        return [m.Message.from_json(d) for d in body.get("data", [])]
+
+    async def add_message(
+        self, conversation_id: int, *, content: str, role: str = "user"
+    ) -> m.Message:
+        path = self._c.path("conversations", conversation_id, "messages")
+        return m.Message.from_json(
+            await self._json("POST", path, json={"role": role, "content": content})
+        )
+
+    async def update(
+        self,
+        conversation_id: int,
+        *,
+        status: str | None = None,
+        labels: builtins.list[str] | None = None,
+    ) -> m.Conversation:
+        body = clean({"status": status, "labels": labels})
+        path = self._c.path("conversations", conversation_id)
+        return m.Conversation.from_json(await self._json("PATCH", path, json=body))
+
+    async def generate_response(self, *, conversation_id: int) -> m.GeneratedResponse:
+        path = self._c.path("conversations", conversation_id, "generate")
+        return m.GeneratedResponse.from_json(await self._json("POST", path))
+
+
+class Users(_Resource):
+    async def list(self, *, limit: int = 20, cursor: str | None = None) -> m.Page[m.EndUser]:
+        params = {"limit": limit, "cursor": cursor}
+        return await self._page(self._c.path("users"), m.EndUser.from_json, params)
+
+    def iter(self, *, page_size: int = 100) -> AsyncIterator[m.EndUser]:
+        return self._iter(self._c.path("users"), m.EndUser.from_json, {"limit": page_size})
+
+    async def get(self, external_id: str) -> m.EndUser:
+        return m.EndUser.from_json(await self._json("GET", self._c.path("users", external_id)))
+
+    async def upsert(
+        self,
+        external_id: str,
+        *,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        email: str | None = None,
+        locale: str | None = None,
+        external_attributes: dict[str, Any] | None = None,
+    ) -> m.EndUser:
+        """Creates or updates; external_attributes are merged into the stored ones."""
+        body = clean(
+            {
+                "first_name": first_name,
+                "last_name": last_name,
+                "email": email,
+                "locale": locale,
+                "external_attributes": external_attributes,
+            }
+        )
+        path = self._c.path("users", external_id)
+        return m.EndUser.from_json(await self._json("PATCH", path, json=body))
+
+    update = upsert
+
+
+class Snippets(_Resource):
+    async def list(self, *, limit: int = 20, cursor: str | None = None) -> m.Page[m.Snippet]:
+        params = {"limit": limit, "cursor": cursor}
+        return await self._page(self._c.path("snippets"), m.Snippet.from_json, params)
+
+    def iter(self, *, page_size: int = 100) -> AsyncIterator[m.Snippet]:
+        return self._iter(self._c.path("snippets"), m.Snippet.from_json, {"limit": page_size})
+
+    async def get(self, snippet_id: int) -> m.Snippet:
+        return m.Snippet.from_json(await self._json("GET", self._c.path("snippets", snippet_id)))
+
+    async def create(self, **fields: Any) -> m.Snippet:
+        """Fields as DESIGN §6 names them, e.g. title=, content=, url=."""
+        return m.Snippet.from_json(await self._json("POST", self._c.path("snippets"), json=fields))
+
+    async def update(self, snippet_id: int, **fields: Any) -> m.Snippet:
+        path = self._c.path("snippets", snippet_id)
+        return m.Snippet.from_json(await self._json("PATCH", path, json=fields))
+
+    async def delete(self, snippet_id: int) -> None:
+        await self._c.request("DELETE", self._c.path("snippets", snippet_id))
+
+
+class DataProviders(_Resource):
+    async def list(self, *, limit: int = 20, cursor: str | None = None) -> m.Page[m.DataProvider]:
+        params = {"limit": limit, "cursor": cursor}
+        return await self._page(self._c.path("data-providers"), m.DataProvider.from_json, params)
+
+    def iter(self, *, page_size: int = 100) -> AsyncIterator[m.DataProvider]:
+        path = self._c.path("data-providers")
+        return self._iter(path, m.DataProvider.from_json, {"limit": page_size})
+
+    async def create(self, *, name: str, type: str, config: dict[str, Any]) -> m.DataProvider:
+        body = {"name": name, "type": type, "config": config}
+        path = self._c.path("data-providers")
+        return m.DataProvider.from_json(await self._json("POST", path, json=body))
+
+    async def sync(self, data_provider_id: int) -> dict[str, Any]:
+        """Starts a sync (202); returns the server's description of the job."""
+        return await self._json("POST", self._c.path("data-providers", data_provider_id, "sync"))
+
+
+class Tables(_Resource):
+    async def list(self, *, limit: int = 20, cursor: str | None = None) -> m.Page[m.Table]:
+        params = {"limit": limit, "cursor": cursor}
+        return await self._page(self._c.path("tables"), m.Table.from_json, params)
+
+    def iter(self, *, page_size: int = 100) -> AsyncIterator[m.Table]:
+        return self._iter(self._c.path("tables"), m.Table.from_json, {"limit": page_size})
+
+    async def create(self, *, name: str, columns: builtins.list[dict[str, str]]) -> m.Table:
+        """columns: [{"name": "sku", "type": "text|number|boolean|date"}, ...]"""
+        body = {"name": name, "columns": columns}
+        return m.Table.from_json(await self._json("POST", self._c.path("tables"), json=body))
+
+    async def rows(
+        self,
+        table_id: int,
+        *,
+        limit: int = 20,
+        cursor: str | None = None,
+        filter: str | None = None,
+    ) -> m.Page[m.Row]:
+        params = {"limit": limit, "cursor": cursor, "filter": filter}
+        return await self._page(self._c.path("tables", table_id, "rows"), m.Row.from_json, params)
+
+    def iter_rows(
+        self,
+        table_id: int,
+        *,
+        filter: str | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[m.Row]:
+        params = {"limit": page_size, "filter": filter}
+        return self._iter(self._c.path("tables", table_id, "rows"), m.Row.from_json, params)
+
+    async def add_row(self, table_id: int, values: dict[str, Any]) -> m.Row:
+        path = self._c.path("tables", table_id, "rows")
+        return m.Row.from_json(await self._json("POST", path, json={"values": values}))
+
+    async def update_row(self, table_id: int, row_id: int, values: dict[str, Any]) -> m.Row:
+        path = self._c.path("tables", table_id, "rows", row_id)
+        return m.Row.from_json(await self._json("PATCH", path, json={"values": values}))
+
+    async def delete_row(self, table_id: int, row_id: int) -> None:
+        await self._c.request("DELETE", self._c.path("tables", table_id, "rows", row_id))
+
+
+class Files(_Resource):
+    async def list(self, *, limit: int = 20, cursor: str | None = None) -> m.Page[m.File]:
+        params = {"limit": limit, "cursor": cursor}
+        return await self._page(self._c.path("files"), m.File.from_json, params)
+
+    def iter(self, *, page_size: int = 100) -> AsyncIterator[m.File]:
+        return self._iter(self._c.path("files"), m.File.from_json, {"limit": page_size})
+
+    async def get(self, file_id: int) -> m.File:
+        return m.File.from_json(await self._json("GET", self._c.path("files", file_id)))
+
+    async def upload(
+        self,
+        file: str | Path | bytes | IO[bytes],
+        *,
+        filename: str | None = None,
+        content_type: str | None = None,
+    ) -> m.File:
+        """A path, bytes or a binary file object. Without content_type the server goes by
+        the file name's extension, and always checks the bytes."""
+        parts = await asyncio.to_thread(upload_parts, file, filename, content_type)
+        return m.File.from_json(await self._json("POST", self._c.path("files"), files=parts))
+
+    async def download(self, file_id: int) -> bytes:
+        return (await self._c.request("GET", self._c.path("files", file_id, "content"))).content
+
+    async def delete(self, file_id: int) -> None:
+        await self._c.request("DELETE", self._c.path("files", file_id))
+
+
+class Labels(_Resource):
+    async def list(self) -> list[m.Label]:
+        body = await self._json("GET", self._c.path("labels"))
+        return [m.Label.from_json(d) for d in body.get("data", [])]
+
+    async def upsert(self, name: str) -> m.Label:
+        """Creates the label or returns the existing one, matching names case-insensitively."""
+        return m.Label.from_json(await self._json("PUT", self._c.path("labels", name)))
+
+
+class Topics(_Resource):
+    async def list(self) -> list[m.Topic]:
+        body = await self._json("GET", self._c.path("topics"))
+        return [m.Topic.from_json(d) for d in body.get("data", [])]
+
+
+class Metrics(_Resource):
+    async def get(
+        self,
+        *,
+        start_date: date | datetime | str,
+        end_date: date | datetime | str,
+        group_by: str = "day",
+    ) -> m.Metrics:
+        params = {
+            "start_date": day_text(start_date),
+            "end_date": day_text(end_date),
+            "group_by": group_by,
+        }
+        return m.Metrics.from_json(await self._json("GET", self._c.path("metrics"), params=params))
+
+
+class Deployments(_Resource):
+    async def list(self, *, limit: int = 20, cursor: str | None = None) -> m.Page[m.Deployment]:
+        params = {"limit": limit, "cursor": cursor}
+        return await self._page(self._c.path("deployments"), m.Deployment.from_json, params)
+
+    def iter(self, *, page_size: int = 100) -> AsyncIterator[m.Deployment]:
+        path = self._c.path("deployments")
+        return self._iter(path, m.Deployment.from_json, {"limit": page_size})
+
+    async def create(
+        self,
+        *,
+        channel: str,
+        name: str,
+        config: dict[str, Any] | None = None,
+        status: str = "active",
+    ) -> m.Deployment:
+        body = {"channel": channel, "name": name, "config": config or {}, "status": status}
+        path = self._c.path("deployments")
+        return m.Deployment.from_json(await self._json("POST", path, json=body))
+
+
+class Exports(_Resource):
+    def conversations(self) -> AsyncIterator[dict[str, Any]]:
+        """Each conversation with its messages, without end-user PII, streamed line by line."""
+        return self._c.stream_lines(self._c.path("exports", "conversations"))
+
+    def full(self) -> AsyncIterator[dict[str, Any]]:
+        """Like conversations(), with each end user's profile under "user"."""
+        return self._c.stream_lines(self._c.path("exports", "full"))
+
+
+class AsyncClient:
+    """Asynchronous keyplane client, configured like `Client`."""
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        project_id: int | str | None = None,
+        base_url: str | None = None,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        max_retry_wait: float = 60.0,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.config = Config.resolve(
+            api_key,
+            project_id,
+            base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_retry_wait=max_retry_wait,
+        )
+        self._http = http_client or httpx.AsyncClient(timeout=timeout)
+        self._owns_http = http_client is None
+        self.conversations = Conversations(self)
+        self.users = Users(self)
+        self.snippets = Snippets(self)
+        self.data_providers = DataProviders(self)
+        self.tables = Tables(self)
+        self.files = Files(self)
+        self.labels = Labels(self)
+        self.topics = Topics(self)
+        self.metrics = Metrics(self)
+        self.deployments = Deployments(self)
+        self.exports = Exports(self)
+
+    def path(self, *parts: object) -> str:
+        return self.config.path(*parts)
+
+    async def project(self) -> m.Project:
+        return m.Project.from_json((await self.request("GET", self.path())).json())
+
+    async def _send(self, method: str, path: str, stream: bool, **kwargs: Any) -> httpx.Response:
+        url = self.config.base_url + path
+        attempt = 0
+        while True:
+            try:
+                request = self._http.build_request(
+                    method, url, headers=self.config.headers(), **kwargs
+                )
+                response = await self._http.send(request, stream=stream)
+            except httpx.TransportError as error:
+                raise ConnectionFailed(
+                    f"Could not reach {self.config.base_url}: {type(error).__name__}."
+                ) from error
+            wait = should_retry(self.config, response, attempt)
+            if wait is None:
+                if stream and not response.is_success:
+                    await response.aread()
+                return check(response)
+            await response.aclose()
+            await asyncio.sleep(wait)
+            attempt += 1
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return await self._send(method, path, False, **kwargs)
+
+    async def stream_lines(self, path: str) -> AsyncIterator[dict[str, Any]]:
+        response = await self._send("GET", path, True)
+        try:
+            async for line in response.aiter_lines():
+                if line:
+                    yield json.loads(line)
+        finally:
+            await response.aclose()
+
+    async def close(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,210 @@
+"""Typed results. Each model keeps the server's whole object in `.raw`, so fields added to
+the API later are reachable before the SDK names them."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, cast
+
+T = TypeVar("T")
+M = TypeVar("M", bound="Model")
+
+
+@dataclass
+class Model:
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls: type[M], data: dict[str, Any]) -> M:
+        names = {f.name for f in dataclasses.fields(cls)} - {"raw"}
+        return cls(raw=data, **{k: v for k, v in data.items() if k in names})
+
+    def __getitem__(self, name: str) -> Any:
+        """Dictionary-style access to any field, as the guide's examples use."""
+        return self.raw[name]
+
+
+@dataclass
+class Page(Generic[T]):
+    data: list[T]
+    next_cursor: str | None
+
+    @staticmethod
+    def parse(body: dict[str, Any], item: Callable[[dict[str, Any]], T]) -> Page[T]:
+        cursor = body.get("next_cursor")
+        return Page([item(d) for d in body.get("data", [])], str(cursor) if cursor else None)
+
+
+@dataclass
+class Project(Model):
+    id: int = 0
+    org_id: int = 0
+    name: str = ""
+    mode: str = "live"
+    created_at: str | None = None
+
+
+@dataclass
+class Message(Model):
+    id: int = 0
+    role: str = ""
+    content: str = ""
+    conversation_id: int | None = None
+    created_at: str | None = None
+
+
+@dataclass
+class Conversation(Model):
+    id: int = 0
+    user_id: str = ""
+    status: str = "unresolved"
+    labels: list[str] = field(default_factory=list)
+    project_id: int | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    messages: list[Message] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Conversation:
+        made = super().from_json(data)
+        made.messages = [Message.from_json(m) for m in data.get("messages") or []]
+        return made
+
+
+@dataclass
+class Source(Model):
+    snippet_id: int | None = None
+    title: str | None = None
+    url: str | None = None
+    score: float = 0.0
+
+
+@dataclass
+class GeneratedResponse(Model):
+    message: Message = field(default_factory=Message)
+    sources: list[Source] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GeneratedResponse:
+        return cls(
+            raw=data,
+            message=Message.from_json(data.get("message") or {}),
+            sources=[Source.from_json(s) for s in data.get("sources") or []],
+        )
+
+
+@dataclass
+class EndUser(Model):
+    external_id: str = ""
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    locale: str | None = None
+    external_attributes: dict[str, Any] = field(default_factory=dict)
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+@dataclass
+class Snippet(Model):
+    id: int = 0
+    title: str | None = None
+    content: str | None = None
+    url: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+@dataclass
+class DataProvider(Model):
+    id: int = 0
+    name: str = ""
+    type: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    status: str | None = None
+    created_at: str | None = None
+
+
+@dataclass
+class Column(Model):
+    name: str = ""
+    type: str = "text"
+
+
+@dataclass
+class Table(Model):
+    id: int = 0
+    name: str = ""
+    columns: list[Column] = field(default_factory=list)
+    created_at: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Table:
+        made = super().from_json(data)
+        made.columns = [Column.from_json(c) for c in data.get("columns") or []]
+        return made
+
+
+@dataclass
+class Row(Model):
+    id: int = 0
+    table_id: int = 0
+    values: dict[str, Any] = field(default_factory=dict)
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+@dataclass
+class File(Model):
+    id: int = 0
+    filename: str = ""
+    content_type: str = ""
+    size: int = 0
+    sha256: str = ""
+    created_at: str | None = None
+
+
+@dataclass
+class Label(Model):
+    name: str = ""
+    id: int | None = None
+    created_at: str | None = None
+
+
+@dataclass
+class Topic(Model):
+    name: str = ""
+    id: int | None = None
+    conversations: int | None = None
+
+
+@dataclass
+class MetricPoint(Model):
+    date: str = ""
+    conversations: int = 0
+    messages: int = 0
+    resolved: int = 0
+    generated_answers: int = 0
+
+
+@dataclass
+class Metrics(Model):
+    data: list[MetricPoint] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Metrics:
+        points = cast(list[dict[str, Any]], data.get("data") or [])
+        return cls(raw=data, data=[MetricPoint.from_json(p) for p in points])
+
+
+@dataclass
+class Deployment(Model):
+    id: int = 0
+    channel: str = ""
+    name: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    status: str = "active"
+    created_at: str | None = None
+    updated_at: str | None = None
