@@ -19,9 +19,11 @@ from keyplane.domain.permissions import Permission
 from keyplane.services.auth import Verifier
 from keyplane.services.changes import ChangeFeed
 from keyplane.services.crypto import Keyring, load_keyring
+from keyplane.services.github_keys import GithubKeys
 from keyplane.services.keys import KeyManager
 from keyplane.services.ratelimit import RateLimiter
 from keyplane.services.usage import UsageBuffer
+from keyplane.services.webhook_sender import WebhookSender
 from keyplane.settings import FailureMode, Settings
 
 
@@ -36,6 +38,8 @@ class Runtime:
     changes: ChangeFeed
     limiter: RateLimiter
     usage: UsageBuffer
+    webhooks: WebhookSender
+    github_keys: GithubKeys
 
     @classmethod
     async def start(
@@ -98,12 +102,23 @@ class Runtime:
             changes=changes,
             limiter=limiter,
             usage=usage,
+            webhooks=WebhookSender(
+                sessions,
+                keyring,
+                poll_seconds=settings.webhook_poll_seconds,
+                retry_base_seconds=settings.webhook_retry_base_seconds,
+                max_attempts=settings.webhook_max_attempts,
+                timeout_seconds=settings.webhook_timeout_seconds,
+            ),
+            github_keys=GithubKeys(settings.github_scanning_keys_file),
         )
         if background:
             await changes.start()
+            await runtime.webhooks.start()
         return runtime
 
     async def close(self) -> None:
+        await self.webhooks.stop()
         await self.changes.stop()
         await self.limiter.close()
         await self.engine.dispose()

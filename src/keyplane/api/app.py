@@ -13,12 +13,15 @@ from keyplane.api.limits import BodyLimit
 from keyplane.api.middleware import RequestContext
 from keyplane.api.ratelimit_headers import RateLimitHeaders
 from keyplane.api.routers import (
+    alerts,
     api_keys,
     conversations,
     operations,
     permissions,
     projects,
+    secret_scanning,
     sessions,
+    webhooks,
 )
 from keyplane.api.schemas import errors_doc
 from keyplane.observability import Metrics, configure_logging
@@ -56,7 +59,17 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         app.state.runtime = runtime
         metrics.watch(runtime)
     errors.install(app)
-    for module in (permissions, projects, conversations, api_keys, sessions, operations):
+    for module in (
+        permissions,
+        projects,
+        conversations,
+        api_keys,
+        alerts,
+        webhooks,
+        secret_scanning,
+        sessions,
+        operations,
+    ):
         # Any endpoint may answer these, whatever its own errors: unreadable or oversized
         # bodies, and the rate limit.
         app.include_router(module.router, responses=errors_doc(400, 413, 422, 429))

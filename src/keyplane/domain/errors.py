@@ -122,3 +122,16 @@ class RateLimitExceeded(KeyplaneError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message, retry_after=retry_after)
         self.retry_after = retry_after
+
+
+# --- signed requests -------------------------------------------------------------------------
+class MissingSignature(KeyplaneError):
+    """A signed endpoint (the GitHub leak report) called without its signature headers."""
+
+    code = "missing_signature"
+
+
+class InvalidSignature(KeyplaneError):
+    """The signature does not verify against any configured public key."""
+
+    code = "invalid_signature"
