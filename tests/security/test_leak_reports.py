@@ -11,9 +11,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from keyplane.adapters.sql.models import AuditEvent
+from keyplane.adapters.sql.models import ApiKey, AuditEvent
 from keyplane.domain import keyformat
 from keyplane.services import leaks
+from keyplane.services.keys import Actor
 from keyplane.settings import Settings
 from tests.conftest import TEST_SECRET, World, bearer
 from tests.security.signing import Signer
@@ -88,9 +89,8 @@ async def test_a_reported_key_is_revoked_and_alerted(
     assert "CRM Sync" in alert["message"]
     assert leaked not in json.dumps(alert)
     async with world.runtime.sessions() as db:
-        actions = set(
-            (await db.scalars(select(AuditEvent.action).where(AuditEvent.key_id == alert["key_id"])))
-        )
+        query = select(AuditEvent.action).where(AuditEvent.key_id == alert["key_id"])
+        actions = set(await db.scalars(query))
     assert {"api_key.deleted", "alert.leaked_key"} <= actions
 
     # GitHub may report the same token again: same answer, no second alert.
@@ -122,9 +122,6 @@ async def test_a_rotated_secret_in_its_grace_period_stops_at_once(
     old = await world.project_key("project:read")
     key = await world.runtime.verifier.verify(f"Bearer {old}")
     async with world.runtime.transaction() as db:
-        from keyplane.adapters.sql.models import ApiKey
-        from keyplane.services.keys import Actor
-
         row = await db.get(ApiKey, key.id)
         assert row is not None
         new = await world.runtime.keys.rotate(db, Actor.operator(), row, 3600)
