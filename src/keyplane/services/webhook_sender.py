@@ -173,10 +173,10 @@ class WebhookSender:
 
     async def _record(self, db: AsyncSession, delivery: Claimed, outcome: Outcome) -> None:
         now = utcnow()
-        values: dict[str, object] = {
-            "last_status_code": outcome.status_code,
-            "last_error": outcome.error,
-        }
+        # A success keeps the previous error: the log shows that earlier attempts failed.
+        values: dict[str, object] = {"last_status_code": outcome.status_code}
+        if outcome.error is not None:
+            values["last_error"] = outcome.error
         if outcome.ok:
             values |= {"status": "delivered", "delivered_at": now}
         elif delivery.attempts >= self._max_attempts:
