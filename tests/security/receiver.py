@@ -37,7 +37,7 @@ def receiver(fail_first: int = 0, fail_status: int = 500) -> Iterator[Receiver]:
     state = Receiver(url="", fail_first=fail_first, fail_status=fail_status)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server interface
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
             status = state.answer(Received(dict(self.headers.items()), body))
@@ -46,7 +46,7 @@ def receiver(fail_first: int = 0, fail_status: int = 500) -> Iterator[Receiver]:
             self.end_headers()
             self.wfile.write(b"ok")
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

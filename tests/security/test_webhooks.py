@@ -5,6 +5,7 @@ logged, and never sent twice by competing senders."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -12,9 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 
-from keyplane.adapters.sql.models import WebhookDelivery
 from keyplane.adapters.sql.repositories import utcnow
 from keyplane.runtime import Runtime
 from keyplane.services.alerts import AlertSpec, raise_alert
@@ -72,10 +71,10 @@ async def _alert(runtime: Runtime, world: World, window: str = "w1") -> None:
 
 
 async def _deliveries(
-    client: httpx.AsyncClient, world: World, webhook_id: int, until: str, timeout: float = 15
+    client: httpx.AsyncClient, world: World, webhook_id: int, until: str, wait: float = 15
 ) -> list[dict[str, Any]]:
     admin = await world.user_key("webhook:read")
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + wait
     while True:
         response = await client.get(
             _hooks(world, f"/{webhook_id}/deliveries"), headers=bearer(admin)
@@ -132,14 +131,14 @@ async def test_a_receiver_that_keeps_failing_is_given_up_after_max_attempts(
 
 
 async def test_retries_back_off(client: httpx.AsyncClient, world: World, runtime: Runtime) -> None:
-    """The pause after failed attempt n is between half and all of base × 2^(n-1) (plus the
+    """The pause after failed attempt n is between half and all of base * 2^(n-1) (plus the
     poll interval): 0.05-0.1 s, then 0.1-0.2 s, then 0.2-0.4 s here."""
     with receiver(fail_first=3) as hook:
         created = await _subscribe(client, world, hook.url)
         await _alert(runtime, world)
         await _deliveries(client, world, created["id"], until="delivered")
     times = [r.at for r in hook.requests]
-    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     assert len(gaps) == 3
     for attempt, gap in enumerate(gaps, start=1):
         assert gap >= 0.5 * 0.1 * 2 ** (attempt - 1), gaps
@@ -228,7 +227,8 @@ async def test_managing_webhooks(client: httpx.AsyncClient, world: World) -> Non
     listed = await client.get(_hooks(world), headers=bearer(reader))
     assert listed.status_code == 200
     assert listed.json()["data"][0]["events"] == ["alert.raised"]
-    assert secret not in listed.text and '"secret"' not in listed.text
+    assert secret not in listed.text
+    assert '"secret"' not in listed.text
 
     refused = await client.post(
         _hooks(world), headers=bearer(reader), json={"url": "https://example.com/x"}
