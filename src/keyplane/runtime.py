@@ -17,6 +17,7 @@ from keyplane.adapters.sql.migrate import upgrade
 from keyplane.domain.keys import VerifiedKey
 from keyplane.domain.permissions import Permission
 from keyplane.services.auth import Verifier
+from keyplane.services.auth_failures import AuthFailureMonitor
 from keyplane.services.changes import ChangeFeed
 from keyplane.services.crypto import Keyring, load_keyring
 from keyplane.services.github_keys import GithubKeys
@@ -83,6 +84,9 @@ class Runtime:
             accept_test_keys=settings.accept_test_keys,
             cache_size=settings.key_cache_size,
             auth_failures_per_minute=settings.auth_failures_per_minute,
+            failures=AuthFailureMonitor(
+                settings.auth_failure_burst_threshold, settings.auth_failure_burst_window_seconds
+            ),
         )
         usage = UsageBuffer()
         changes = ChangeFeed(

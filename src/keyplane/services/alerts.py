@@ -33,10 +33,12 @@ class AlertSpec:
     details: dict[str, Any] = field(default_factory=dict)
     ip: str | None = None
     user_agent: str | None = None
+    # What the alert is about when not the key (a failed-auth burst is per address).
+    subject: str | None = None
 
     @property
     def dedup(self) -> str:
-        return f"{self.kind}:{self.key_id or self.ip or '-'}:{self.window}"[:200]
+        return f"{self.kind}:{self.subject or self.key_id or '-'}:{self.window}"[:200]
 
 
 def describe(alert: Alert) -> dict[str, Any]:
