@@ -16,6 +16,7 @@ from keyplane.adapters.sql.database import create_engine, session_factory
 from keyplane.adapters.sql.migrate import upgrade
 from keyplane.domain.keys import VerifiedKey
 from keyplane.domain.permissions import Permission
+from keyplane.services.anomalies import AnomalyDetector, load_geoip
 from keyplane.services.auth import Verifier
 from keyplane.services.auth_failures import AuthFailureMonitor
 from keyplane.services.changes import ChangeFeed
@@ -41,6 +42,7 @@ class Runtime:
     usage: UsageBuffer
     webhooks: WebhookSender
     github_keys: GithubKeys
+    anomalies: AnomalyDetector
 
     @classmethod
     async def start(
@@ -115,13 +117,20 @@ class Runtime:
                 timeout_seconds=settings.webhook_timeout_seconds,
             ),
             github_keys=GithubKeys(settings.github_scanning_keys_file),
+            anomalies=AnomalyDetector(
+                sessions,
+                interval_seconds=settings.anomaly_interval_seconds,
+                geoip=load_geoip(settings.geoip_csv),
+            ),
         )
         if background:
             await changes.start()
             await runtime.webhooks.start()
+            await runtime.anomalies.start()
         return runtime
 
     async def close(self) -> None:
+        await self.anomalies.stop()
         await self.webhooks.stop()
         await self.changes.stop()
         await self.limiter.close()
