@@ -169,7 +169,8 @@ async def test_bad_signatures_are_refused_and_revoke_nothing(
 
 
 async def test_a_signed_body_that_is_not_a_report_is_a_422(client: httpx.AsyncClient) -> None:
-    for body in (b"{not json", b'{"token": "x"}', b'[{"type": "no token"}]'):
+    nul = b'[{"token": "sk_live_x", "type": "t", "url": "https://a\\u0000b"}]'
+    for body in (b"{not json", b'{"token": "x"}', b'[{"type": "no token"}]', nul):
         response = await client.post(ENDPOINT, content=body, headers=SIGNER.headers(body))
         assert response.status_code == 422, body
         assert response.json()["error"] == "validation_error"

@@ -79,9 +79,10 @@ class LeakReportIn(BaseModel):
     GitHub may add some)."""
 
     token: Annotated[str, StringConstraints(max_length=10_000)]
-    type: Annotated[str, StringConstraints(max_length=200)]
-    url: Annotated[str, StringConstraints(max_length=4000)] | None = None
-    source: Annotated[str, StringConstraints(max_length=200)] | None = None
+    # Stored in alerts and the audit log: text every database can store.
+    type: Annotated[str, StringConstraints(max_length=200), Storable]
+    url: Annotated[str, StringConstraints(max_length=4000), Storable] | None = None
+    source: Annotated[str, StringConstraints(max_length=200), Storable] | None = None
 
 
 class LeakFeedback(BaseModel):
