@@ -62,6 +62,11 @@ def test_alerts_list(cli: Cli) -> None:
     [alert] = cli.json(f"alerts list --project {made['project_id']}")
     assert alert["kind"] == "new_network"
     assert "medium" in cli.run(f"alerts list --project {made['project_id']}").stdout
+    acked = cli.json(f"alerts ack {alert['id']} --project {made['project_id']}")
+    assert acked["acknowledged_at"] is not None
+    assert cli.json(f"alerts list --project {made['project_id']} --unacknowledged") == []
+    missing = cli.run(f"alerts ack 999 --project {made['project_id']}", code=1)
+    assert "No alert 999" in flat(missing.stderr)
 
 
 def test_set_leak_policy(cli: Cli) -> None:

@@ -15,6 +15,7 @@ from keyplane.adapters.sql.models import Alert, KeyClient, KeyUsageHourly
 from keyplane.api.app import create_app
 from keyplane.domain.geoip import GeoTable
 from keyplane.runtime import Runtime
+from keyplane.services.anomalies import load_geoip
 from keyplane.settings import Settings
 from tests.conftest import TEST_SECRET, World, bearer
 
@@ -173,6 +174,16 @@ async def test_with_a_country_database_a_new_country_alerts_instead(
     assert alert.severity == "high"
     assert alert.details["country"] == "FR"
     assert alert.details["known"] == ["DE"]
+
+
+def test_the_country_file_is_read_from_settings(tmp_path: Path) -> None:
+    path = tmp_path / "geo.csv"
+    path.write_text("start_ip,end_ip,country\n10.0.0.0,10.255.255.255,DE\n")
+    table = load_geoip(path)
+    assert table is not None
+    assert table.country("10.9.9.9") == "DE"
+    assert load_geoip(tmp_path / "missing.csv") is None
+    assert load_geoip(None) is None
 
 
 @pytest.fixture

@@ -65,6 +65,25 @@ def alerts_list(
     )
 
 
+@alerts_app.command("ack")
+def alerts_ack(
+    alert_id: Annotated[int, typer.Argument(help="The alert's id.")],
+    project: ProjectOption,
+    json_output: JsonFlag = False,
+) -> None:
+    """Mark an alert as handled."""
+
+    async def work(runtime: Runtime) -> dict[str, Any]:
+        async with runtime.transaction() as db:
+            return await alerts.acknowledge(db, project, alert_id, None)
+
+    data = _run(work)
+    if json_output:
+        emit_json(data)
+    else:
+        console.print(f"Alert {alert_id} acknowledged at {data['acknowledged_at']}.")
+
+
 @webhooks_app.command("add")
 def webhooks_add(
     project: ProjectOption,
