@@ -36,10 +36,24 @@ def _parse(body: bytes) -> list[leaks.LeakReport]:
     return [leaks.LeakReport(i.token, i.type, i.url, i.source) for i in items]
 
 
+# The body is read raw (the signature covers its exact bytes), so its schema is declared here.
+_BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"type": "array", "items": LeakReportIn.model_json_schema()}
+            }
+        },
+    }
+}
+
+
 @router.post(
     "/v1/secret-scanning/github",
     response_model=list[LeakFeedback],
     responses=errors_doc(400, 401, 422),
+    openapi_extra=_BODY_DOC,
 )
 async def github_secret_scanning(request: Request, rt: RuntimeDep) -> list[dict[str, Any]]:
     """Receives GitHub's leak reports (`[{"token","type","url","source"}]`, signed with
