@@ -62,6 +62,7 @@ def test_alerts_list(cli: Cli) -> None:
     [alert] = cli.json(f"alerts list --project {made['project_id']}")
     assert alert["kind"] == "new_network"
     assert "medium" in cli.run(f"alerts list --project {made['project_id']}").stdout
+    assert [a["id"] for a in cli.json("alerts list")] == [alert["id"]]
     acked = cli.json(f"alerts ack {alert['id']} --project {made['project_id']}")
     assert acked["acknowledged_at"] is not None
     assert cli.json(f"alerts list --project {made['project_id']} --unacknowledged") == []

@@ -28,16 +28,20 @@ def _run(work: Callable[[Runtime], Awaitable[T]]) -> T:
 
 @alerts_app.command("list")
 def alerts_list(
-    project: ProjectOption,
+    project: Annotated[
+        int | None, typer.Option("--project", help="Project id; omit for every alert.")
+    ] = None,
     unacknowledged: Annotated[bool, typer.Option(help="Only alerts not yet handled.")] = False,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
     json_output: JsonFlag = False,
 ) -> None:
-    """The project's alerts, newest first."""
+    """The project's alerts, newest first; without --project every alert, including
+    failed-authentication bursts that name no key."""
 
     async def work(runtime: Runtime) -> list[dict[str, Any]]:
         async with runtime.sessions() as db:
-            await accounts.get_project(db, project)
+            if project is not None:
+                await accounts.get_project(db, project)
             items, _ = await alerts.list_alerts(
                 db, project, limit=limit, unacknowledged=unacknowledged
             )
@@ -48,7 +52,7 @@ def alerts_list(
         emit_json(items)
         return
     table(
-        f"Alerts of project {project}",
+        f"Alerts of project {project}" if project is not None else "Alerts",
         ["id", "created", "severity", "kind", "key", "message", "acknowledged"],
         [
             [

@@ -107,19 +107,18 @@ async def raise_alert(db: AsyncSession, spec: AlertSpec) -> Alert | None:
 
 async def list_alerts(
     db: AsyncSession,
-    project_id: int,
+    project_id: int | None,
     *,
     limit: int,
     before_id: int | None = None,
     unacknowledged: bool = False,
 ) -> tuple[list[dict[str, Any]], int | None]:
-    """Newest first; returns the page and the id to continue before (None at the end)."""
-    query = (
-        select(Alert)
-        .where(Alert.project_id == project_id)
-        .order_by(Alert.id.desc())
-        .limit(limit + 1)
-    )
+    """Newest first; returns the page and the id to continue before (None at the end).
+    `project_id` None is the operator's view: every alert, including those about an address
+    rather than a key (failed-authentication bursts with unknown keys)."""
+    query = select(Alert).order_by(Alert.id.desc()).limit(limit + 1)
+    if project_id is not None:
+        query = query.where(Alert.project_id == project_id)
     if before_id is not None:
         query = query.where(Alert.id < before_id)
     if unacknowledged:
