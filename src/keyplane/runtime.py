@@ -16,13 +16,17 @@ from keyplane.adapters.sql.database import create_engine, session_factory
 from keyplane.adapters.sql.migrate import upgrade
 from keyplane.domain.keys import VerifiedKey
 from keyplane.domain.permissions import Permission
+from keyplane.services.anomalies import AnomalyDetector, load_geoip
 from keyplane.services.auth import Verifier
+from keyplane.services.auth_failures import AuthFailureMonitor
 from keyplane.services.changes import ChangeFeed
 from keyplane.services.crypto import Keyring, load_keyring
+from keyplane.services.github_keys import GithubKeys
 from keyplane.services.jobs import BackgroundJobs
 from keyplane.services.keys import KeyManager
 from keyplane.services.ratelimit import RateLimiter
 from keyplane.services.usage import UsageBuffer
+from keyplane.services.webhook_sender import WebhookSender
 from keyplane.settings import FailureMode, Settings
 
 
@@ -38,6 +42,9 @@ class Runtime:
     limiter: RateLimiter
     usage: UsageBuffer
     jobs: BackgroundJobs
+    webhooks: WebhookSender
+    github_keys: GithubKeys
+    anomalies: AnomalyDetector
 
     @classmethod
     async def start(
@@ -81,6 +88,9 @@ class Runtime:
             accept_test_keys=settings.accept_test_keys,
             cache_size=settings.key_cache_size,
             auth_failures_per_minute=settings.auth_failures_per_minute,
+            failures=AuthFailureMonitor(
+                settings.auth_failure_burst_threshold, settings.auth_failure_burst_window_seconds
+            ),
         )
         usage = UsageBuffer()
         changes = ChangeFeed(
@@ -101,13 +111,31 @@ class Runtime:
             limiter=limiter,
             usage=usage,
             jobs=BackgroundJobs(),
+            webhooks=WebhookSender(
+                sessions,
+                keyring,
+                poll_seconds=settings.webhook_poll_seconds,
+                retry_base_seconds=settings.webhook_retry_base_seconds,
+                max_attempts=settings.webhook_max_attempts,
+                timeout_seconds=settings.webhook_timeout_seconds,
+            ),
+            github_keys=GithubKeys(settings.github_scanning_keys_file),
+            anomalies=AnomalyDetector(
+                sessions,
+                interval_seconds=settings.anomaly_interval_seconds,
+                geoip=load_geoip(settings.geoip_csv),
+            ),
         )
         if background:
             await changes.start()
+            await runtime.webhooks.start()
+            await runtime.anomalies.start()
         return runtime
 
     async def close(self) -> None:
         await self.jobs.close()
+        await self.anomalies.stop()
+        await self.webhooks.stop()
         await self.changes.stop()
         await self.limiter.close()
         await self.engine.dispose()

@@ -61,6 +61,23 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = None
     llm_model: str = "gpt-4o-mini"
     llm_timeout_seconds: float = Field(default=30.0, gt=0)
+    # GitHub secret scanning: a JSON file in the format of GitHub's public-keys endpoint
+    # ({"public_keys": [{"key_identifier", "key", "is_current"}]}); never fetched at runtime.
+    github_scanning_keys_file: Path | None = None
+    # Webhook outbox: how often it is polled, the first retry delay (doubling, with jitter),
+    # how many attempts before a delivery is given up, and the per-request timeout.
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    webhook_retry_base_seconds: float = Field(default=10.0, gt=0)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=30)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # One audit event and alert when an address fails authentication this many times within
+    # the window.
+    auth_failure_burst_threshold: int = Field(default=20, ge=1)
+    auth_failure_burst_window_seconds: int = Field(default=300, ge=10)
+    # Anomaly detection over the hourly usage rollups; an optional IP-to-country CSV
+    # (start_ip,end_ip,country) turns "new network" alerts into "new country" ones.
+    anomaly_interval_seconds: float = Field(default=300.0, gt=0)
+    geoip_csv: Path | None = None
 
     @field_validator("trusted_proxies", "data_provider_roots", mode="before")
     @classmethod

@@ -23,8 +23,9 @@ from keyplane.settings import Settings
 from tests.conftest import TEST_SECRET, World, bearer
 
 PROJECT_PREFIX = "/v1/projects/{project_id}"
-# Key management: session or user key, checked by the key manager (tests/api/test_key_management).
-MANAGEMENT_MODULES = {"api_keys"}
+# Management endpoints: a session or a user key, checked by the key manager with the actor's
+# own permissions (tests/api/test_key_management.py, tests/security/).
+MANAGEMENT_MODULES = {"api_keys", "alerts", "webhooks"}
 
 
 def platform_routers() -> list[APIRouter]:

@@ -13,6 +13,7 @@ from keyplane.api.limits import BodyLimit
 from keyplane.api.middleware import RequestContext
 from keyplane.api.ratelimit_headers import RateLimitHeaders
 from keyplane.api.routers import (
+    alerts,
     api_keys,
     conversations,
     data_providers,
@@ -23,11 +24,13 @@ from keyplane.api.routers import (
     operations,
     permissions,
     projects,
+    secret_scanning,
     sessions,
     snippets,
     tables,
     topics,
     users,
+    webhooks,
 )
 from keyplane.api.routers import metrics as metrics_api
 from keyplane.api.schemas import errors_doc
@@ -79,7 +82,8 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         deployments,
         exports,
     )
-    for module in (permissions, projects, *platform, api_keys, sessions, operations):
+    security = (alerts, webhooks, secret_scanning)
+    for module in (permissions, projects, *platform, api_keys, *security, sessions, operations):
         # Any endpoint may answer these, whatever its own errors: unreadable or oversized
         # bodies, and the rate limit.
         app.include_router(module.router, responses=errors_doc(400, 413, 422, 429))

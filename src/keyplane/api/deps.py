@@ -104,7 +104,11 @@ def require(permission: Permission) -> Any:
         ip = client_ip(request, rt.settings.trusted_proxies)
         request.state.client_ip = ip
         admission = await rt.verifier.admit(
-            request.headers.get("authorization"), ip, project_id, permission
+            request.headers.get("authorization"),
+            ip,
+            project_id,
+            permission,
+            request.headers.get("user-agent"),
         )
         _observe(request, admission, time.perf_counter() - started)
         request.state.permission = str(permission)
@@ -158,7 +162,7 @@ async def management_actor(request: Request) -> Actor:
     in_range = raw_project.isascii() and raw_project.isdigit() and len(raw_project) < 19
     project_id = int(raw_project) if in_range else None
     started = time.perf_counter()
-    admission = await rt.verifier.admit(authorization, ip, project_id, None)
+    admission = await rt.verifier.admit(authorization, ip, project_id, None, agent)
     _observe(request, admission, time.perf_counter() - started)
     admission.enforce()
     key = admission.key

@@ -31,6 +31,8 @@ STATUS: dict[type[e.KeyplaneError], int] = {
     e.ApiKeyExpired: 401,
     e.WrongEnvironment: 401,
     e.InvalidCredentials: 401,
+    e.InvalidSignature: 401,
+    e.MissingSignature: 400,
     e.ProjectMismatch: 403,
     e.InsufficientPermissions: 403,
     e.IpNotAllowed: 403,
@@ -70,7 +72,7 @@ def status_of(error: e.KeyplaneError) -> int:
 def error_response(error: e.KeyplaneError) -> JSONResponse:
     status = status_of(error)
     headers: dict[str, str] = {}
-    if status == 401 and not isinstance(error, e.InvalidCredentials):
+    if status == 401 and not isinstance(error, (e.InvalidCredentials, e.InvalidSignature)):
         headers["WWW-Authenticate"] = (
             'Bearer realm="keyplane", error="invalid_token"'
             if isinstance(error, _TOKEN_ERRORS)

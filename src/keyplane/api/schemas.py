@@ -3,10 +3,19 @@ be an error the user sees, not a setting silently ignored."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 from keyplane.domain.keyformat import Mode
 from keyplane.domain.keys import KeyLabel
@@ -25,6 +34,18 @@ def storable(value: str) -> str:
 
 
 Storable = AfterValidator(storable)
+_NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+
+
+def not_a_number(value: object) -> object:
+    """Date-times are ISO 8601 text; pydantic would also take a number as unix seconds,
+    which the schema does not allow and which is a typo more often than not."""
+    if isinstance(value, str) and _NUMBER.match(value):
+        raise ValueError("expected an ISO 8601 date-time such as 2026-01-01T00:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(not_a_number)]
 PermissionName = Annotated[str, StringConstraints(min_length=1, max_length=64), Storable]
 Cidr = Annotated[str, StringConstraints(min_length=1, max_length=64), Storable]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200), Storable]

@@ -128,3 +128,16 @@ class UnsupportedMediaType(KeyplaneError):
     """An upload whose type is not accepted, or whose bytes are not what it claims."""
 
     code = "unsupported_media_type"
+
+
+# --- signed requests -------------------------------------------------------------------------
+class MissingSignature(KeyplaneError):
+    """A signed endpoint (the GitHub leak report) called without its signature headers."""
+
+    code = "missing_signature"
+
+
+class InvalidSignature(KeyplaneError):
+    """The signature does not verify against any configured public key."""
+
+    code = "invalid_signature"

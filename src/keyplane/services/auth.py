@@ -18,6 +18,8 @@ from keyplane.domain.errors import (
     InsufficientPermissions,
     InvalidApiKey,
     KeyplaneError,
+    MalformedApiKey,
+    MalformedAuthorization,
     ProjectMismatch,
     RateLimitExceeded,
     WrongEnvironment,
@@ -26,6 +28,7 @@ from keyplane.domain.keyformat import Mode, parse
 from keyplane.domain.keys import KeyKind, VerifiedKey, bearer_token
 from keyplane.domain.permissions import Permission
 from keyplane.domain.ratelimit import Decision, Limits
+from keyplane.services.auth_failures import AuthFailureMonitor
 from keyplane.services.crypto import Keyring
 from keyplane.services.ratelimit import RateLimiter, Versions
 
@@ -34,6 +37,14 @@ KeyLoader = Callable[[list[bytes]], Awaitable[VerifiedKey | None]]
 AccessLoader = Callable[[int, int], Awaitable[tuple[int, frozenset[Permission]] | None]]
 
 _NO_ACCESS: tuple[int, frozenset[Permission]] = (0, frozenset())
+# Failed authentications that count towards a burst. A missing header is not an attempt.
+_FAILURES = (
+    MalformedAuthorization,
+    MalformedApiKey,
+    InvalidApiKey,
+    WrongEnvironment,
+    RateLimitExceeded,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +87,7 @@ class Verifier:
         cache_size: int = 100_000,
         auth_failures_per_minute: int = 30,
         clock: Callable[[], float] = time.time,
+        failures: AuthFailureMonitor | None = None,
     ) -> None:
         self.keyring = keyring
         self._load_key = load_key
@@ -98,24 +110,45 @@ class Verifier:
         self._org_access_seen: dict[int, int] = {}
         # key id -> last use (unix seconds), drained by the change feed's periodic flush
         self.used: dict[str, float] = {}
+        # Failed authentications by address, for burst alerts (counted in memory only).
+        self.failures = failures
 
-    async def verify(self, authorization: str | None, client_ip: str | None = None) -> VerifiedKey:
+    async def verify(
+        self,
+        authorization: str | None,
+        client_ip: str | None = None,
+        user_agent: str | None = None,
+    ) -> VerifiedKey:
         """The issued key behind an Authorization header, or the error that says why not."""
-        token = bearer_token(authorization)
-        # The cache is keyed by the token itself: a hit needs no parsing and no HMAC, which
-        # were two thirds of a verification's cost. Holding tokens in memory exposes nothing
-        # new: this process holds the keyring, which decrypts every stored secret anyway.
-        key = self.keys.get(token)
-        if key is None:
-            key = await self._miss(token, client_ip)
-        elif key.mode is Mode.TEST and not self.accept_test_keys:
-            raise _test_keys_refused()
+        try:
+            token = bearer_token(authorization)
+            # The cache is keyed by the token itself: a hit needs no parsing and no HMAC, which
+            # were two thirds of a verification's cost. Holding tokens in memory exposes
+            # nothing new: this process holds the keyring, which decrypts every stored secret.
+            key = self.keys.get(token)
+            if key is None:
+                key = await self._miss(token, client_ip)
+            elif key.mode is Mode.TEST and not self.accept_test_keys:
+                raise _test_keys_refused()
+        except _FAILURES as error:
+            self._failed(client_ip, user_agent, error, None)
+            raise
         now = self.clock()
-        key.check_usable(now)
+        try:
+            key.check_usable(now)
+        except KeyplaneError as error:  # revoked or expired: a key we know, so name it
+            self._failed(client_ip, user_agent, error, key.id)
+            raise
         if key.ip_allowlist:
             key.check_ip(client_ip)
         self.used[key.id] = now
         return key
+
+    def _failed(
+        self, ip: str | None, user_agent: str | None, error: KeyplaneError, key_id: str | None
+    ) -> None:
+        if self.failures is not None:
+            self.failures.record(ip, user_agent, error.code, key_id, self.clock())
 
     async def _miss(self, token: str, client_ip: str | None) -> VerifiedKey:
         secret = parse(token).value  # shape and checksum: bad input never reaches storage
@@ -186,6 +219,7 @@ class Verifier:
         client_ip: str | None,
         project_id: int | None,
         permission: Permission | None,
+        user_agent: str | None = None,
     ) -> Admission:
         """The whole request gate: authenticate, count the request against its rate limits
         (one limiter round trip, which also tells whether another instance changed the key
@@ -194,7 +228,7 @@ class Verifier:
         Authentication errors raise at once. A rate-limit rejection or an authorization error
         comes back in the Admission, so that the caller can put the rate-limit headers on
         that response too: every authenticated response carries them."""
-        key = await self.verify(authorization, client_ip)
+        key = await self.verify(authorization, client_ip, user_agent)
         outcome = await self.limiter.hit(
             key.org_id, key.budgets(await self._budget_project(key, project_id)), key.id
         )
@@ -202,7 +236,7 @@ class Verifier:
         if outcome is not None:  # None: the shared limiter is down and failing open
             decision, versions = outcome
             if self._stale(key, versions):
-                key = await self.verify(authorization, client_ip)
+                key = await self.verify(authorization, client_ip, user_agent)
         if decision is not None and not decision.allowed:
             return Admission(key, None, decision, rate_limit_error(decision))
         try:

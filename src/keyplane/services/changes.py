@@ -17,6 +17,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keyplane.adapters.sql import repositories
+from keyplane.services import auth_failures
 from keyplane.services.auth import Verifier
 from keyplane.services.lifecycle import send_expiry_notices
 from keyplane.services.usage import UsageBuffer, add_clients, add_counts
@@ -72,6 +73,8 @@ class ChangeFeed:
             await asyncio.sleep(self._poll_seconds)
             try:
                 await self.poll()
+                if self._verifier.failures is not None and self._verifier.failures.due:
+                    await self.report_failures()
                 due = time.monotonic() - self._last_flush >= self._flush_seconds
                 if due or self._usage.full:
                     await self.flush()
@@ -114,6 +117,24 @@ class ChangeFeed:
             sent = await send_expiry_notices(db, repositories.utcnow())
             await db.commit()
         return sent
+
+    async def report_failures(self) -> int:
+        """Write an alert and audit event for each failed-authentication burst detected since
+        the last call; returns how many were new (other processes may have written some)."""
+        monitor = self._verifier.failures
+        if monitor is None:
+            return 0
+        bursts = monitor.drain(time.time())
+        if not bursts:
+            return 0
+        try:
+            async with self._sessions() as db:
+                written = await auth_failures.report(db, monitor.window, bursts)
+                await db.commit()
+        except Exception:
+            monitor.due.extend(slot for slot, _ in bursts)  # try again on the next poll
+            raise
+        return written
 
     async def flush(self) -> None:
         """Write last-used times and usage counts in one transaction. On failure both are put

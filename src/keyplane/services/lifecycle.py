@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyplane.adapters.sql.models import ApiKey, AuditEvent
 from keyplane.adapters.sql.repositories import iso
+from keyplane.services import webhooks
 
 # Nearest first: a key found 12 hours from expiry gets the 1-day reminder only.
 REMINDER_DAYS = (1, 7)
@@ -44,19 +45,20 @@ async def send_expiry_notices(db: AsyncSession, now: datetime) -> int:
             )
             if claimed is None:
                 continue
+            data = {"days": days, "expires_at": iso(claimed.expires_at), "name": claimed.name}
             db.add(
                 AuditEvent(
                     org_id=claimed.org_id,
                     project_id=claimed.project_id,
                     action="api_key.expiring",
                     key_id=claimed.id,
-                    data={
-                        "days": days,
-                        "expires_at": iso(claimed.expires_at),
-                        "name": claimed.name,
-                    },
+                    data=data,
                     created_at=now,
                 )
             )
+            if claimed.project_id is not None:
+                await webhooks.enqueue(
+                    db, claimed.project_id, "api_key.expiring", {"key_id": claimed.id} | data
+                )
             sent += 1
     return sent

@@ -20,6 +20,10 @@ from keyplane.domain.errors import ValidationFailed
 
 HOUR = 3600
 STATUS_CLASSES = ("success", "client_error", "rate_limited", "server_error")
+# 403s are stored apart so that anomaly detection can see permission-error bursts; reports
+# show them within client_error.
+FORBIDDEN = "forbidden"
+_REPORTED_AS = {FORBIDDEN: "client_error"}
 MAX_RANGE = timedelta(days=366)
 
 UsageKey = tuple[str, int, str, str]  # key id, hour (unix seconds), status class, permission
@@ -30,6 +34,8 @@ def status_class(status: int) -> str:
         return "rate_limited"
     if status >= 500:
         return "server_error"
+    if status == 403:
+        return FORBIDDEN
     if status >= 400:
         return "client_error"
     return "success"
@@ -209,7 +215,7 @@ async def report(
         period = hour if group_by == "hour" else hour.replace(hour=0)
         label = period.isoformat().replace("+00:00", "Z")
         bucket = periods.setdefault(label, dict.fromkeys(STATUS_CLASSES, 0))
-        bucket[klass] += count
+        bucket[_REPORTED_AS.get(klass, klass)] += count
         if permission:
             permissions[permission] += count
     data = [

@@ -54,6 +54,8 @@ class Organization(Base):
     # Bumped on every membership or role change; with Redis, instances compare it on each
     # request to drop stale cached permissions at once.
     access_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # What a leak report (GitHub secret scanning) does to a reported key: revoke or flag.
+    leak_policy: Mapped[str] = mapped_column(String(8), default="revoke", server_default="revoke")
     created_at: Mapped[datetime] = mapped_column(_tz())
 
 
@@ -371,3 +373,64 @@ class Deployment(Base):
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(_tz())
     updated_at: Mapped[datetime] = mapped_column(_tz())
+
+
+class Alert(Base):
+    """A security signal about a key (or an address): anomalies, failed-auth bursts, leaks.
+    `dedup` makes the same alert for the same key, kind and window exist once, however many
+    processes detect it."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_project_id", "project_id", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    org_id: Mapped[int | None] = mapped_column(BigInteger)
+    project_id: Mapped[int | None] = mapped_column(BigInteger)
+    key_id: Mapped[str | None] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(String(500))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    dedup: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(_tz())
+    acknowledged_at: Mapped[datetime | None] = mapped_column(_tz())
+    acknowledged_by: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class WebhookEndpoint(Base):
+    """Where a project's alerts and expiry reminders are POSTed, signed with its own secret
+    (sealed like key secrets, so that the sender can sign)."""
+
+    __tablename__ = "webhook_endpoints"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    secret_version: Mapped[int] = mapped_column(Integer)
+    secret_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(_tz())
+    created_by: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class WebhookDelivery(Base):
+    """The outbox: one row per event and endpoint. Senders claim a due row with a conditional
+    update on `attempts`, so several processes never send the same attempt twice, and a
+    restart loses nothing: the row says what is left to do and when."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), index=True
+    )
+    event: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(_tz())
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(_tz())
+    delivered_at: Mapped[datetime | None] = mapped_column(_tz())

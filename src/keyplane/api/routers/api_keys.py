@@ -19,6 +19,7 @@ from keyplane.api.schemas import (
     ApiKeyList,
     ApiKeyOut,
     AuditPage,
+    IsoDateTime,
     KeyCreate,
     KeyUpdate,
     RevealOut,
@@ -229,8 +230,8 @@ async def project_key_usage(
     key_id: KeyId,
     rt: RuntimeDep,
     actor: ActorDep,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
+    start: Annotated[IsoDateTime | None, Query(alias="from")] = None,
+    end: Annotated[IsoDateTime | None, Query(alias="to")] = None,
     group_by: UsageGroup = "hour",
 ) -> dict[str, Any]:
     """Requests by hour or day and status (success, 4xx, 429, 5xx), and the permissions the
@@ -350,8 +351,8 @@ async def user_key_usage(
     key_id: KeyId,
     rt: RuntimeDep,
     actor: ActorDep,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
+    start: Annotated[IsoDateTime | None, Query(alias="from")] = None,
+    end: Annotated[IsoDateTime | None, Query(alias="to")] = None,
     group_by: UsageGroup = "hour",
 ) -> dict[str, Any]:
     _require_scope(actor, Permission.API_KEY_READ)

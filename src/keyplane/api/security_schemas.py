@@ -1,0 +1,91 @@
+"""Bodies of the security-operations endpoints: alerts, webhooks and leak reports."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from keyplane.api.schemas import Storable, Strict
+
+Url = Annotated[str, StringConstraints(min_length=1, max_length=2000), Storable]
+EventName = Literal["alert.raised", "api_key.expiring"]
+
+
+class AlertOut(BaseModel):
+    id: int
+    org_id: int | None
+    project_id: int | None
+    key_id: str | None
+    kind: str
+    severity: str
+    message: str
+    details: dict[str, Any]
+    created_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: int | None
+
+
+class AlertPage(BaseModel):
+    data: list[AlertOut]
+    next_cursor: str | None
+
+
+class WebhookCreate(Strict):
+    url: Url = Field(description="http(s) URL that receives signed JSON POSTs")
+    events: list[EventName] | None = Field(
+        default=None, max_length=10, description="Events to send; all when omitted"
+    )
+
+
+class WebhookOut(BaseModel):
+    id: int
+    project_id: int
+    url: str
+    events: list[str]
+    created_at: datetime
+    created_by: int | None
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="The signing secret; shown only in this response")
+
+
+class WebhookList(BaseModel):
+    data: list[WebhookOut]
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    webhook_id: int
+    event: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    next_attempt_at: datetime | None
+    status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class DeliveryPage(BaseModel):
+    data: list[DeliveryOut]
+    next_cursor: str | None
+
+
+class LeakReportIn(BaseModel):
+    """One match of GitHub secret scanning's partner payload (unknown fields are ignored:
+    GitHub may add some)."""
+
+    token: Annotated[str, StringConstraints(max_length=10_000)]
+    # Stored in alerts and the audit log: text every database can store.
+    type: Annotated[str, StringConstraints(max_length=200), Storable]
+    url: Annotated[str, StringConstraints(max_length=4000), Storable] | None = None
+    source: Annotated[str, StringConstraints(max_length=200), Storable] | None = None
+
+
+class LeakFeedback(BaseModel):
+    token_hash: str = Field(description="SHA-256 (hex) of the reported token")
+    token_type: str
+    label: Literal["true_positive", "false_positive"]

@@ -1,0 +1,278 @@
+"""Anomaly detection over the hourly usage rollups and key clients (issue 7), run in the
+background of every process; the alerts table's dedup key makes each alert exist once.
+
+Signals, each against the key's own history: request-volume spikes, permission-error (403)
+bursts, off-hours activity, and requests from a new network (/16 or /48) or, with an
+IP-to-country file configured, a new country. Failed-authentication bursts are detected on
+the request path (services/auth_failures.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from keyplane.adapters.sql.models import Alert, ApiKey, KeyClient, KeyUsageHourly
+from keyplane.adapters.sql.repositories import aware, utcnow
+from keyplane.domain.anomalies import Finding, Thresholds, network_of, off_hours, spike
+from keyplane.domain.geoip import GeoTable
+from keyplane.services.alerts import AlertSpec, raise_alert
+from keyplane.services.usage import FORBIDDEN
+
+log = structlog.get_logger(__name__)
+
+HISTORY = timedelta(days=7)
+NEW_CLIENT_LOOKBACK = timedelta(hours=2)
+
+
+def load_geoip(path: Path | None) -> GeoTable | None:
+    if path is None:
+        return None
+    try:
+        with path.open(encoding="utf-8", errors="replace") as lines:
+            table = GeoTable.from_rows(lines)
+    except OSError as error:
+        log.error("geoip_unreadable", path=str(path), error=type(error).__name__)
+        return None
+    log.info("geoip_loaded", ranges=len(table))
+    return table
+
+
+@dataclass
+class KeyHistory:
+    totals: dict[datetime, int] = field(default_factory=lambda: defaultdict(int))
+    forbidden: dict[datetime, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def _hour(moment: datetime) -> datetime:
+    aware_moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware_moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _series(counts: dict[datetime, int], first: datetime, current: datetime) -> list[int]:
+    """Hourly counts from `first` up to (not including) `current`, zeros filled in."""
+    hours = int((current - first).total_seconds() // 3600)
+    return [counts.get(first + timedelta(hours=h), 0) for h in range(max(hours, 0))]
+
+
+class AnomalyDetector:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        interval_seconds: float,
+        geoip: GeoTable | None = None,
+        thresholds: Thresholds | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._interval = interval_seconds
+        self.geoip = geoip
+        self.t = thresholds or Thresholds()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="keyplane-anomalies")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a database hiccup must not end the loop
+                log.exception("anomaly_detection_failed")
+
+    async def run_once(self, now: datetime | None = None) -> int:
+        """Look at the current hour of every key used in it; returns new alerts."""
+        moment = now or utcnow()
+        async with self._sessions() as db:
+            raised = await self._usage_signals(db, _hour(moment))
+            raised += await self._network_signals(db, moment)
+            await db.commit()
+        return raised
+
+    async def _usage_signals(self, db: AsyncSession, current: datetime) -> int:
+        active = select(KeyUsageHourly.key_id).where(KeyUsageHourly.hour == current)
+        rows = await db.execute(
+            select(
+                KeyUsageHourly.key_id,
+                KeyUsageHourly.hour,
+                KeyUsageHourly.status_class,
+                func.sum(KeyUsageHourly.count),
+            )
+            .where(KeyUsageHourly.key_id.in_(active.distinct()))
+            .where(KeyUsageHourly.hour >= current - HISTORY)
+            .group_by(KeyUsageHourly.key_id, KeyUsageHourly.hour, KeyUsageHourly.status_class)
+        )
+        histories: dict[str, KeyHistory] = defaultdict(KeyHistory)
+        for key_id, hour, klass, count in rows:
+            history = histories[key_id]
+            history.totals[_hour(hour)] += int(count)
+            if klass == FORBIDDEN:
+                history.forbidden[_hour(hour)] += int(count)
+        raised = 0
+        for key_id, history in histories.items():
+            for spec in self._judge(key_id, history, current):
+                raised += await self._raise(db, key_id, spec) is not None
+        return raised
+
+    def _judge(self, key_id: str, history: KeyHistory, current: datetime) -> list[AlertSpec]:
+        t = self.t
+        first = min(history.totals)
+        totals = _series(history.totals, first, current)
+        now_total = history.totals.get(current, 0)
+        window = current.isoformat().replace("+00:00", "Z")
+        found: list[AlertSpec] = []
+        volume = spike(now_total, totals, t.spike_factor, t.spike_floor, t.min_history_hours)
+        if volume is not None:
+            found.append(
+                AlertSpec(
+                    kind="volume_spike",
+                    severity="medium",
+                    message=(
+                        f"Key {key_id} made {volume.current} requests this hour, over "
+                        f"{t.spike_factor:g}x its usual {volume.baseline:.1f} per hour."
+                    ),
+                    window=window,
+                    details=_details(volume, window),
+                )
+            )
+        forbidden = spike(
+            history.forbidden.get(current, 0),
+            _series(history.forbidden, first, current),
+            t.forbidden_factor,
+            t.forbidden_floor,
+            0,  # a burst of 403s is suspicious even for a new key
+        )
+        if forbidden is not None:
+            found.append(
+                AlertSpec(
+                    kind="permission_error_burst",
+                    severity="medium",
+                    message=(
+                        f"Key {key_id} was refused for missing permissions "
+                        f"{forbidden.current} times this hour: probing, or a broken client."
+                    ),
+                    window=window,
+                    details=_details(forbidden, window),
+                )
+            )
+        if len(totals) >= t.offhours_min_hours:
+            profile = [0] * 24
+            for hour, count in history.totals.items():
+                if hour < current:
+                    profile[hour.hour] += count
+            unusual = off_hours(now_total, current.hour, profile, t)
+            if unusual is not None:
+                found.append(
+                    AlertSpec(
+                        kind="off_hours",
+                        severity="low",
+                        message=(
+                            f"Key {key_id} made {now_total} requests at {current.hour:02d}:00 "
+                            "UTC, an hour in which it is normally idle."
+                        ),
+                        window=window,
+                        details=_details(unusual, window) | {"profile": profile},
+                    )
+                )
+        return found
+
+    async def _network_signals(self, db: AsyncSession, now: datetime) -> int:
+        fresh = (
+            await db.scalars(
+                select(KeyClient).where(KeyClient.first_seen >= now - NEW_CLIENT_LOOKBACK)
+            )
+        ).all()
+        raised = 0
+        for client in fresh:
+            since = aware(client.first_seen) or now
+            earlier = (
+                await db.scalars(
+                    select(KeyClient.ip).where(
+                        KeyClient.key_id == client.key_id, KeyClient.first_seen < since
+                    )
+                )
+            ).all()
+            if not earlier:
+                continue  # a key's first client defines its normal
+            spec = self._new_place(client, list(earlier))
+            if spec is not None:
+                raised += await self._raise(db, client.key_id, spec) is not None
+        return raised
+
+    def _new_place(self, client: KeyClient, earlier: list[str]) -> AlertSpec | None:
+        if self.geoip is not None:
+            country = self.geoip.country(client.ip)
+            known = {c for c in map(self.geoip.country, earlier) if c is not None}
+            if country is not None and known:
+                if country in known:
+                    return None
+                return AlertSpec(
+                    kind="new_country",
+                    severity="high",
+                    message=(
+                        f"Key {client.key_id} was used from {country} ({client.ip}) for the "
+                        f"first time; it is normally used from {', '.join(sorted(known))}."
+                    ),
+                    window=country,
+                    details={"ip": client.ip, "country": country, "known": sorted(known)},
+                    ip=client.ip,
+                    user_agent=client.user_agent,
+                )
+        network = network_of(client.ip)
+        known_networks = {n for n in map(network_of, earlier) if n is not None}
+        if network is None or not known_networks or network in known_networks:
+            return None
+        return AlertSpec(
+            kind="new_network",
+            severity="medium",
+            message=(f"Key {client.key_id} was used from a new network {network} ({client.ip})."),
+            window=network,
+            details={"ip": client.ip, "network": network, "known": sorted(known_networks)},
+            ip=client.ip,
+            user_agent=client.user_agent,
+        )
+
+    async def _raise(self, db: AsyncSession, key_id: str, spec: AlertSpec) -> Alert | None:
+        key = await db.get(ApiKey, key_id)
+        if key is None:
+            return None
+        placed = AlertSpec(
+            kind=spec.kind,
+            severity=spec.severity,
+            message=spec.message.replace(f"Key {key_id}", f"Key {key.name!r} ({key_id})"),
+            window=spec.window,
+            org_id=key.org_id,
+            project_id=key.project_id,
+            key_id=key_id,
+            details=spec.details,
+            ip=spec.ip,
+            user_agent=spec.user_agent,
+        )
+        return await raise_alert(db, placed)
+
+
+def _details(finding: Finding, window: str) -> dict[str, Any]:
+    return {
+        "hour": window,
+        "count": finding.current,
+        "threshold": round(finding.threshold, 2),
+        "baseline": round(finding.baseline, 2),
+    }

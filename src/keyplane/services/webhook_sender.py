@@ -1,0 +1,197 @@
+"""Sends the webhook outbox (issue 7). Every process may run a sender: a due delivery is
+claimed with a conditional update on its attempt count, so exactly one process makes each
+attempt; a process that dies mid-send leaves the row to be retried when its lease ends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from keyplane import __version__
+from keyplane.adapters.sql.models import WebhookDelivery, WebhookEndpoint
+from keyplane.adapters.sql.repositories import utcnow
+from keyplane.domain.backoff import retry_delay
+from keyplane.services.crypto import Keyring
+from keyplane.services.webhooks import signing_secret
+from keyplane.webhooks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, sign
+
+log = structlog.get_logger(__name__)
+BATCH = 50
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    attempts: int
+    event: str
+    body: str
+    url: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status_code: int | None
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class WebhookSender:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        keyring: Keyring,
+        *,
+        poll_seconds: float,
+        retry_base_seconds: float,
+        max_attempts: int,
+        timeout_seconds: float,
+    ) -> None:
+        self._sessions = sessions
+        self._keyring = keyring
+        self._poll_seconds = poll_seconds
+        self._retry_base = retry_base_seconds
+        self._max_attempts = max_attempts
+        self._timeout = timeout_seconds
+        # A claimed attempt that has not reported back after this long is retried elsewhere.
+        self._lease = timedelta(seconds=timeout_seconds + 30)
+        self._task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        self._client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
+        self._task = asyncio.create_task(self._run(), name="keyplane-webhooks")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.send_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database may be briefly away; the next round retries
+                log.exception("webhook_sender_failed")
+            await asyncio.sleep(self._poll_seconds)
+
+    async def send_due(self) -> int:
+        """Claim the due deliveries, send them concurrently and record each outcome; returns
+        how many attempts were made."""
+        claimed = await self._claim()
+        if not claimed:
+            return 0
+        client = self._client or httpx.AsyncClient(timeout=self._timeout)
+        try:
+            outcomes = await asyncio.gather(*(self._send(client, c) for c in claimed))
+        finally:
+            if client is not self._client:
+                await client.aclose()
+        async with self._sessions() as db:
+            for delivery, outcome in zip(claimed, outcomes, strict=True):
+                await self._record(db, delivery, outcome)
+            await db.commit()
+        return len(claimed)
+
+    async def _claim(self) -> list[Claimed]:
+        now = utcnow()
+        claimed: list[Claimed] = []
+        async with self._sessions() as db:
+            due = (
+                await db.execute(
+                    select(WebhookDelivery.id, WebhookDelivery.attempts)
+                    .where(WebhookDelivery.status == "pending")
+                    .where(WebhookDelivery.next_attempt_at <= now)
+                    .order_by(WebhookDelivery.next_attempt_at)
+                    .limit(BATCH)
+                )
+            ).all()
+            for delivery_id, attempts in due:
+                row = (
+                    await db.execute(
+                        update(WebhookDelivery)
+                        .where(
+                            WebhookDelivery.id == delivery_id,
+                            WebhookDelivery.status == "pending",
+                            WebhookDelivery.attempts == attempts,
+                        )
+                        .values(attempts=attempts + 1, next_attempt_at=now + self._lease)
+                        .returning(
+                            WebhookDelivery.event,
+                            WebhookDelivery.body,
+                            WebhookDelivery.endpoint_id,
+                        )
+                    )
+                ).first()
+                if row is None:  # another process claimed it first
+                    continue
+                event, body, endpoint_id = row
+                endpoint = await db.get(WebhookEndpoint, endpoint_id)
+                if endpoint is None:
+                    continue
+                secret = signing_secret(self._keyring, endpoint)
+                claimed.append(
+                    Claimed(delivery_id, attempts + 1, event, body, endpoint.url, secret)
+                )
+            await db.commit()
+        return claimed
+
+    async def _send(self, client: httpx.AsyncClient, delivery: Claimed) -> Outcome:
+        body = delivery.body.encode()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": f"keyplane-webhooks/{__version__}",
+            EVENT_HEADER: delivery.event,
+            DELIVERY_HEADER: str(delivery.id),
+            SIGNATURE_HEADER: sign(delivery.secret, body),
+        }
+        try:
+            response = await client.post(delivery.url, content=body, headers=headers)
+        except httpx.HTTPError as error:
+            return Outcome(None, f"{type(error).__name__}: {error}"[:500])
+        if 200 <= response.status_code < 300:
+            return Outcome(response.status_code, None)
+        return Outcome(response.status_code, f"HTTP {response.status_code}")
+
+    async def _record(self, db: AsyncSession, delivery: Claimed, outcome: Outcome) -> None:
+        now = utcnow()
+        # A success keeps the previous error: the log shows that earlier attempts failed.
+        values: dict[str, object] = {"last_status_code": outcome.status_code}
+        if outcome.error is not None:
+            values["last_error"] = outcome.error
+        if outcome.ok:
+            values |= {"status": "delivered", "delivered_at": now}
+        elif delivery.attempts >= self._max_attempts:
+            values |= {"status": "failed"}
+            log.warning("webhook_gave_up", delivery_id=delivery.id, attempts=delivery.attempts)
+        else:
+            delay = retry_delay(delivery.attempts, self._retry_base, random.random())  # noqa: S311 - jitter, not a secret
+            values |= {"next_attempt_at": now + timedelta(seconds=delay)}
+        # Only if nobody re-claimed it meanwhile (our lease ran out): theirs is the newer word.
+        await db.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.id == delivery.id,
+                WebhookDelivery.attempts == delivery.attempts,
+                WebhookDelivery.status == "pending",
+            )
+            .values(**values)
+        )

@@ -1,0 +1,80 @@
+"""`keyplane webhooks …`, `keyplane alerts list` and `keyplane orgs set-leak-policy`."""
+
+from __future__ import annotations
+
+import asyncio
+
+from keyplane.runtime import Runtime
+from keyplane.services.alerts import AlertSpec, raise_alert
+from keyplane.settings import Settings
+from tests.cli.conftest import Cli, flat
+
+
+def _raise(project_id: int, org_id: int) -> None:
+    async def work() -> None:
+        runtime = await Runtime.start(Settings(), migrate=False, background=False)
+        try:
+            async with runtime.transaction() as db:
+                await raise_alert(
+                    db,
+                    AlertSpec(
+                        kind="new_network",
+                        severity="medium",
+                        message="Key key_x was used from a new network 203.0.0.0/16.",
+                        window="2026-01-01T10",
+                        org_id=org_id,
+                        project_id=project_id,
+                        key_id="key_x",
+                    ),
+                )
+        finally:
+            await runtime.close()
+
+    asyncio.run(work())
+
+
+def test_webhooks_add_list_remove(cli: Cli) -> None:
+    made = cli.bootstrap()
+    project = made["project_id"]
+    added = cli.json(
+        f"webhooks add --project {project} --url https://hooks.example.com/k -e alert.raised"
+    )
+    assert added["secret"].startswith("whsec_")
+    assert added["events"] == ["alert.raised"]
+    listed = cli.json(f"webhooks list --project {project}")
+    assert [w["id"] for w in listed] == [added["id"]]
+    assert "secret" not in listed[0]
+    table = cli.run(f"webhooks list --project {project}").stdout
+    assert "hooks.example.com" in table
+    assert added["secret"] not in table
+    cli.run(f"webhooks remove {added['id']} --project {project}")
+    assert cli.json(f"webhooks list --project {project}") == []
+    missing = cli.run(f"webhooks remove {added['id']} --project {project}", code=1)
+    assert f"No webhook {added['id']}" in flat(missing.stderr)
+    bad = cli.run(f"webhooks add --project {project} --url ftp://x", code=1)
+    assert "http://" in flat(bad.stderr)
+
+
+def test_alerts_list(cli: Cli) -> None:
+    made = cli.bootstrap()
+    assert cli.json(f"alerts list --project {made['project_id']}") == []
+    _raise(made["project_id"], made["org_id"])
+    [alert] = cli.json(f"alerts list --project {made['project_id']}")
+    assert alert["kind"] == "new_network"
+    assert "medium" in cli.run(f"alerts list --project {made['project_id']}").stdout
+    assert [a["id"] for a in cli.json("alerts list")] == [alert["id"]]
+    acked = cli.json(f"alerts ack {alert['id']} --project {made['project_id']}")
+    assert acked["acknowledged_at"] is not None
+    assert cli.json(f"alerts list --project {made['project_id']} --unacknowledged") == []
+    missing = cli.run(f"alerts ack 999 --project {made['project_id']}", code=1)
+    assert "No alert 999" in flat(missing.stderr)
+
+
+def test_set_leak_policy(cli: Cli) -> None:
+    made = cli.bootstrap()
+    assert cli.json(f"orgs set-leak-policy {made['org_id']} flag") == {
+        "id": made["org_id"],
+        "leak_policy": "flag",
+    }
+    bad = cli.run(f"orgs set-leak-policy {made['org_id']} ignore", code=1)
+    assert "revoke" in flat(bad.stderr)
