@@ -171,6 +171,28 @@ def _wire(headers: dict[str, Any]) -> dict[str, str | bytes]:
     return wired
 
 
+def _part(value: Any) -> Any:
+    """What a client would put on the wire for a generated multipart value: bytes as they are,
+    text encoded, anything else (schemathesis may draw numbers or objects) as JSON."""
+    if isinstance(value, bytes | str):
+        return value
+    return json.dumps(value).encode()
+
+
+def _files(files: Any) -> Any:
+    if not files:
+        return files
+    items = files.items() if isinstance(files, dict) else files
+    parts = []
+    for name, value in items:
+        if isinstance(value, tuple):
+            value = (value[0], _part(value[1]), *value[2:])
+        else:
+            value = _part(value)
+        parts.append((name, value))
+    return parts
+
+
 async def send(
     client: httpx.AsyncClient, case: Case, auth: dict[str, str]
 ) -> tuple[httpx.Response, dict[str, Any]]:
@@ -189,7 +211,7 @@ async def send(
         json=kwargs.get("json"),
         content=None if multipart else kwargs.get("data"),
         data=kwargs.get("data") if multipart else None,
-        files=kwargs.get("files"),
+        files=_files(kwargs.get("files")),
     )
     request.read()  # a multipart body is a stream; schemathesis reads it when reporting
     return await client.send(request), kwargs
