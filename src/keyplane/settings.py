@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     session_cookie_secure: bool = False
     reveal_reauth_seconds: int = 300
+    # Dashboard sign-in throttle: this many wrong passwords for one email within the window
+    # lock that email out for `login_lockout_seconds`.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_failure_window_seconds: int = Field(default=900, ge=1)
+    login_lockout_seconds: int = Field(default=900, ge=1)
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

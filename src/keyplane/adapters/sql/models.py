@@ -184,6 +184,17 @@ class Session(Base):
     password_verified_at: Mapped[datetime] = mapped_column(_tz())
 
 
+class LoginThrottle(Base):
+    """Failed dashboard sign-ins per email address (known or not, so that the lockout says
+    nothing about which accounts exist). Shared by every instance through the database."""
+
+    __tablename__ = "login_throttles"
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime] = mapped_column(_tz())
+    locked_until: Mapped[datetime | None] = mapped_column(_tz())
+
+
 # --- platform data ---------------------------------------------------------------------------
 class EndUser(Base):
     __tablename__ = "end_users"
