@@ -105,8 +105,7 @@ def usage_chart(data: list[dict[str, Any]], start: datetime, end: datetime, grou
     parts = ", ".join(
         f"{sum(c[i] for c in counts)} {label.lower()}" for i, (_n, label) in enumerate(SERIES)
     )
-    unit = "hour" if group_by == "hour" else "day"
-    summary = f"{total} requests in the last {len(periods)} {unit}s: {parts}."
+    summary = f"{total} request{'s' if total != 1 else ''} in this period: {parts}."
     return Chart(
         width=WIDTH,
         height=HEIGHT,
