@@ -188,7 +188,13 @@ def test_changes_without_the_csrf_token_are_refused(page: Page, server: Server) 
     alert = page.locator("#key-error")
     expect(alert).to_contain_text("X-CSRF-Token")
     expect(page.get_by_label("Name")).to_have_value("Kept after the error")
-    page.reload()
+    # An expired session says so and keeps the dialog as it was.
+    page.context.clear_cookies()
+    page.get_by_role("button", name="Create Key").click()
+    expect(alert).to_contain_text("session has expired")
+    expect(page.get_by_label("Name")).to_have_value("Kept after the error")
+    sign_in(page, server.email)
+    page.goto(keys_url(server))
     expect(page.locator("tr", has_text="forged")).to_have_count(0)
     expect(page.locator("tr", has_text="Kept after the error")).to_have_count(0)
 
@@ -227,3 +233,31 @@ def test_account_keys_are_account_wide(page: Page, server: Server) -> None:
     expect(page.locator("tr", has_text="Ops automation")).to_be_visible()
     assert secret not in page.content()
     screenshots(page, "account-keys")
+
+
+def test_members_invite_and_remove(page: Page, server: Server) -> None:
+    email = "teammate@example.com"
+    server.cli("bootstrap", "--email", email, "--password", PASSWORD, "--org", "Their own")
+    sign_in(page, server.email)
+    page.get_by_role("link", name=re.compile("Members$")).click()
+    expect(page.get_by_role("heading", name="Members", exact=True)).to_be_visible()
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Organization role").select_option("o_admin")
+    page.get_by_role("button", name="Invite").click()
+    expect(page.get_by_role("status")).to_contain_text("stays pending")
+    expect(page.locator("tr", has_text=email)).to_contain_text("pending")
+    screenshots(page, "members")
+
+    # The teammate accepts; the owner then removes them after confirming.
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, email)
+    page.get_by_role("link", name=re.compile("^Invitations")).click()
+    page.get_by_role("button", name="Accept").click()
+    expect(page.get_by_role("status")).to_contain_text("you are now a member")
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, server.email)
+    page.get_by_role("link", name=re.compile("Members$")).click()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name=f"Remove {email}").click()
+    expect(page.get_by_role("status")).to_contain_text("Member removed")
+    expect(page.locator("tr", has_text=email)).to_have_count(0)

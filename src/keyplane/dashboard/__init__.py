@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import RedirectResponse, Response
 
 from keyplane.api.errors import status_of
-from keyplane.dashboard import auth_pages, key_pages
+from keyplane.dashboard import auth_pages, key_pages, member_pages
 from keyplane.dashboard.web import HERE, PREFIX, SignInRequired, login_url, render
 from keyplane.domain.errors import KeyplaneError
 
@@ -19,6 +19,7 @@ def install(app: FastAPI) -> None:
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")
     app.include_router(auth_pages.router)
     app.include_router(key_pages.router)
+    app.include_router(member_pages.router)
 
     @app.get("/", include_in_schema=False)
     async def root() -> Response:

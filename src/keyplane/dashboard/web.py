@@ -13,10 +13,10 @@ from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import select
+from sqlalchemy import func, select
 from starlette.responses import Response
 
-from keyplane.adapters.sql.models import Organization, OrgMember, Project, User
+from keyplane.adapters.sql.models import Invitation, Organization, OrgMember, Project, User
 from keyplane.adapters.sql.repositories import aware, project_access, utcnow
 from keyplane.api.deps import current_session, runtime
 from keyplane.domain.errors import CsrfFailed
@@ -57,6 +57,7 @@ class Viewer:
     email: str
     orgs: list[tuple[int, str, str]] = field(default_factory=list)  # id, name, role
     projects: list[ProjectChoice] = field(default_factory=list)
+    invitations: int = 0  # pending invitations to this person's email
 
     @property
     def user_id(self) -> int:
@@ -93,6 +94,12 @@ async def viewer(request: Request) -> Viewer:
             )
         ).all()
         me.orgs = [(oid, name, role) for oid, name, role in memberships]
+        me.invitations = int(
+            await db.scalar(
+                select(func.count()).select_from(Invitation).where(Invitation.email == user.email)
+            )
+            or 0
+        )
         for org_id, _name, _role in me.orgs:
             projects = (
                 await db.execute(

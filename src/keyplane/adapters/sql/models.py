@@ -195,6 +195,22 @@ class LoginThrottle(Base):
     locked_until: Mapped[datetime | None] = mapped_column(_tz())
 
 
+class Invitation(Base):
+    """A pending membership: an email invited to an organization (and optionally a project)
+    with a role, until the person with that email accepts it in the dashboard."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (UniqueConstraint("org_id", "email"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    org_role: Mapped[str] = mapped_column(String(64))
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    project_role: Mapped[str | None] = mapped_column(String(64))
+    invited_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(_tz())
+
+
 # --- platform data ---------------------------------------------------------------------------
 class EndUser(Base):
     __tablename__ = "end_users"

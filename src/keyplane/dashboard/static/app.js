@@ -69,6 +69,13 @@
     });
   });
 
+  // Forms that need a confirmation (removing a member) ask first.
+  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  });
+
   const pending = sessionStorage.getItem(flashKey);
   if (pending) {
     sessionStorage.removeItem(flashKey);
