@@ -159,3 +159,40 @@ async def test_usage_page_draws_requests_by_status_and_permissions_used(
         assert "4 requests in this period: 3 success (2xx/3xx), 1 client errors (4xx)" in page.text
         assert re.search(r'class="badge">project:read</span></td><td>3<', page.text)
         assert re.search(r'class="badge muted-badge">knowledge:read<', page.text)
+
+
+async def test_wrong_passwords_to_reveal_count_towards_the_lockout(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    await world.project_key("project:read")
+    await sign_in(client, world.email)
+    token = await session_csrf(client)
+    async with world.runtime.sessions() as db:
+        key_id = await db.scalar(select(ApiKey.id))
+    url = f"/v1/projects/{world.project_id}/api-keys/{key_id}/reveal"
+    headers = {"X-CSRF-Token": token}
+    for _ in range(4):
+        wrong = await client.post(url, json={"password": "guess"}, headers=headers)
+        assert wrong.status_code == 401
+    locked = await client.post(url, json={"password": "guess"}, headers=headers)
+    assert locked.status_code == 429
+    assert locked.json()["error"] == "login_locked"
+    # Now even the right password waits, here and at sign-in.
+    right = await client.post(url, json={"password": PASSWORD}, headers=headers)
+    assert right.status_code == 429
+    assert "secret" not in right.json()
+    assert (await sign_in(client, world.email)).status_code == 429
+
+
+async def test_user_key_usage_page(client: httpx.AsyncClient, world: World) -> None:
+    secret = await world.user_key("project:read")
+    assert (
+        await client.get(f"/v1/projects/{world.project_id}", headers=bearer(secret))
+    ).status_code == 200
+    async with world.runtime.sessions() as db:
+        key_id = await db.scalar(select(ApiKey.id))
+    await sign_in(client, world.email)
+    page = await client.get(f"/dashboard/account/api-keys/{key_id}/usage?group_by=day")
+    assert page.status_code == 200
+    assert "1 request in this period: 1 success" in page.text
+    assert (await client.get("/dashboard/account/api-keys/key_nope/usage")).status_code == 404

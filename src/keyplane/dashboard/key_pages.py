@@ -72,8 +72,9 @@ def _rows(rows: list[ApiKey]) -> list[dict[str, Any]]:
 
 @router.get("")
 async def home(me: ViewerDep) -> Response:
-    if me.projects:
-        return RedirectResponse(f"{PREFIX}/projects/{me.projects[0].id}/settings/api-keys", 303)
+    for choice in me.projects:  # the first project whose keys this person may see
+        if Permission.API_KEY_READ in choice.permissions:
+            return RedirectResponse(f"{PREFIX}/projects/{choice.id}/settings/api-keys", 303)
     return RedirectResponse(f"{PREFIX}/account/api-keys", 303)
 
 

@@ -102,6 +102,29 @@ async def reauthenticate(db: AsyncSession, token: str, password: str) -> SignedI
     return SignedIn(row.user_id, row.csrf_token, row.password_verified_at)
 
 
+async def confirm_password(
+    transaction: Transaction, token: str, password: str, policy: LoginPolicy
+) -> SignedIn:
+    """`reauthenticate` behind the sign-in throttle: wrong passwords typed to reveal a secret
+    count like wrong sign-ins, so a borrowed session cannot be used to guess the password."""
+    async with transaction() as db:
+        row = await db.get(Session, _hash(token))
+        user = None if row is None else await db.get(User, row.user_id)
+        email = user.email if user is not None else ""
+        if email:
+            await login_throttle.check(db, email)
+    try:
+        async with transaction() as db:
+            return await reauthenticate(db, token, password)
+    except InvalidCredentials:
+        if email:
+            async with transaction() as db:
+                locked = await login_throttle.record_failure(db, email, policy)
+            if locked is not None:
+                raise locked from None
+        raise
+
+
 async def logout(db: AsyncSession, token: str) -> None:
     await db.execute(delete(Session).where(Session.token_hash == _hash(token)))
 

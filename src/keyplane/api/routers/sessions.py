@@ -29,14 +29,15 @@ async def login(body: Login, request: Request, response: Response, rt: RuntimeDe
     return SessionOut(user_id=signed_in.user_id, csrf_token=signed_in.csrf_token)
 
 
-@router.post("/reauthenticate", response_model=SessionOut, responses=errors_doc(401, 422))
+@router.post("/reauthenticate", response_model=SessionOut, responses=errors_doc(401, 422, 429))
 async def reauthenticate(body: Reauthenticate, request: Request, rt: RuntimeDep) -> SessionOut:
     """Confirm the password again; revealing a secret needs this within the last 5 minutes."""
     found = await current_session(request)
     if found is None:
         raise MissingAuthorization("Sign in first.")
-    async with rt.transaction() as db:
-        signed_in = await sessions.reauthenticate(db, found[0], body.password)
+    signed_in = await sessions.confirm_password(
+        rt.transaction, found[0], body.password, login_policy(request)
+    )
     return SessionOut(user_id=signed_in.user_id, csrf_token=signed_in.csrf_token)
 
 
