@@ -134,8 +134,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         process.wait(timeout=20)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium: Path) -> Iterator[object]:
+    """Module-scoped: Playwright's sync API keeps an event loop running on this thread while
+    open, which asyncio tests collected after tests/e2e could not start under."""
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)

@@ -11,7 +11,15 @@ from starlette.responses import RedirectResponse, Response
 
 from keyplane.api.errors import status_of
 from keyplane.dashboard import auth_pages, key_pages, member_pages
-from keyplane.dashboard.web import HERE, PREFIX, SignInRequired, login_url, render
+from keyplane.dashboard.web import (
+    HERE,
+    PREFIX,
+    SignInRequired,
+    Viewer,
+    login_url,
+    render,
+    viewer,
+)
 from keyplane.domain.errors import KeyplaneError
 
 
@@ -40,11 +48,16 @@ def install(app: FastAPI) -> None:
             response: Response = await answered if inspect.isawaitable(answered) else answered
             return response
         request.state.error_code = exc.code
+        try:  # keep the header and navigation for a signed-in person
+            me: Viewer | None = await viewer(request)
+        except SignInRequired:
+            me = None
         return render(
             request,
             "error.html",
             {"code": exc.code, "message": exc.message, "status": status_of(exc)},
             status_code=status_of(exc),
+            me=me,
         )
 
     app.add_exception_handler(KeyplaneError, _domain)
