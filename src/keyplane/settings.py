@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     # (start_ip,end_ip,country) turns "new network" alerts into "new country" ones.
     anomaly_interval_seconds: float = Field(default=300.0, gt=0)
     geoip_csv: Path | None = None
+    # Dashboard sign-in throttle: this many wrong passwords for one email within the window
+    # lock that email out for `login_lockout_seconds`.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_failure_window_seconds: int = Field(default=900, ge=1)
+    login_lockout_seconds: int = Field(default=900, ge=1)
 
     @field_validator("trusted_proxies", "data_provider_roots", mode="before")
     @classmethod

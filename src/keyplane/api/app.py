@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from keyplane import __version__
+from keyplane import __version__, dashboard
 from keyplane.api import errors
 from keyplane.api.limits import BodyLimit
 from keyplane.api.middleware import RequestContext
@@ -87,6 +87,8 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         # Any endpoint may answer these, whatever its own errors: unreadable or oversized
         # bodies, and the rate limit.
         app.include_router(module.router, responses=errors_doc(400, 413, 422, 429))
+
+    dashboard.install(app)  # after errors.install: it wraps the JSON error handler for its pages
 
     configured = runtime.settings if runtime else settings or Settings()
     app.add_middleware(RateLimitHeaders)

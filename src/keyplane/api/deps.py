@@ -8,7 +8,7 @@ import urllib.parse
 from functools import lru_cache
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Request, Response
 
 from keyplane.domain.errors import (
     CsrfFailed,
@@ -23,6 +23,7 @@ from keyplane.runtime import Runtime
 from keyplane.services import sessions
 from keyplane.services.auth import Admission, Principal
 from keyplane.services.keys import Actor
+from keyplane.services.login_throttle import LoginPolicy
 from keyplane.services.sessions import SignedIn
 
 MAX_ID = 2**63 - 1
@@ -68,6 +69,46 @@ def client_ip(request: Request, trusted_proxies: list[str]) -> str | None:
         if not is_trusted(hop):
             return hop
     return hops[0] if hops else peer
+
+
+def is_https(request: Request, trusted_proxies: list[str]) -> bool:
+    """Whether the browser reached us over HTTPS: directly, or through a trusted proxy that
+    says so with X-Forwarded-Proto (an untrusted client could claim anything)."""
+    if request.url.scheme == "https":
+        return True
+    peer = request.client.host if request.client else None
+    if not trusted_proxies or peer is None:
+        return False
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    if not any(address in net for net in _networks(tuple(trusted_proxies))):
+        return False
+    proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return proto == "https"
+
+
+def set_session_cookie(request: Request, response: Response, token: str) -> None:
+    """The sign-in cookie: never readable by scripts, not sent on cross-site subrequests, and
+    Secure whenever the browser speaks HTTPS to us (or the operator forces it)."""
+    settings = runtime(request).settings
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="lax",
+        secure=settings.session_cookie_secure or is_https(request, settings.trusted_proxies),
+        max_age=int(sessions.SESSION_LIFETIME.total_seconds()),
+        path="/",
+    )
+
+
+def login_policy(request: Request) -> LoginPolicy:
+    s = runtime(request).settings
+    return sessions.policy_from(
+        s.login_max_failures, s.login_failure_window_seconds, s.login_lockout_seconds
+    )
 
 
 def _observe(request: Request, admission: Admission, seconds: float) -> None:

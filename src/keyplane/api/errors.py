@@ -48,6 +48,7 @@ STATUS: dict[type[e.KeyplaneError], int] = {
     e.ValidationFailed: 422,
     e.PermissionDependency: 422,
     e.RateLimitExceeded: 429,
+    e.LoginLocked: 429,
     LimiterUnavailable: 503,
 }
 
@@ -78,7 +79,7 @@ def error_response(error: e.KeyplaneError) -> JSONResponse:
             if isinstance(error, _TOKEN_ERRORS)
             else 'Bearer realm="keyplane"'
         )
-    if isinstance(error, e.RateLimitExceeded):
+    if isinstance(error, e.RateLimitExceeded | e.LoginLocked):
         headers["Retry-After"] = str(error.retry_after)
     body: dict[str, Any] = {"error": error.code, "message": error.message, **error.extra}
     return JSONResponse(body, status_code=status, headers=headers)

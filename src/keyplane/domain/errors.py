@@ -57,6 +57,16 @@ class InvalidCredentials(KeyplaneError):
     code = "invalid_credentials"
 
 
+class LoginLocked(KeyplaneError):
+    """Too many wrong passwords for one email: sign-in refused until the lockout ends."""
+
+    code = "login_locked"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.retry_after = retry_after
+
+
 # --- authorization (403) ---------------------------------------------------------------------
 class ProjectMismatch(KeyplaneError):
     code = "project_mismatch"

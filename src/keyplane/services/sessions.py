@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -13,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyplane.adapters.sql.models import Session, User
 from keyplane.adapters.sql.repositories import aware, utcnow
-from keyplane.domain.errors import InvalidCredentials
-from keyplane.services.passwords import verify_password
+from keyplane.domain.errors import InvalidCredentials, ValidationFailed
+from keyplane.services import login_throttle
+from keyplane.services.login_throttle import LoginPolicy
+from keyplane.services.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
 
 SESSION_LIFETIME = timedelta(hours=12)
 
@@ -48,6 +52,37 @@ async def login(db: AsyncSession, email: str, password: str) -> tuple[str, Signe
     return token, SignedIn(user.id, row.csrf_token, now)
 
 
+Transaction = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+
+
+async def sign_in(
+    transaction: Transaction, email: str, password: str, policy: LoginPolicy
+) -> tuple[str, SignedIn]:
+    """`login` behind the throttle: a locked-out email is refused before its password is
+    checked, and each wrong password is counted in its own transaction (the failed sign-in
+    itself rolls back)."""
+    async with transaction() as db:
+        await login_throttle.check(db, email)
+    try:
+        async with transaction() as db:
+            token, signed_in = await login(db, email, password)
+            await login_throttle.clear(db, email)
+    except InvalidCredentials:
+        async with transaction() as db:
+            locked = await login_throttle.record_failure(db, email, policy)
+            count = await login_throttle.failures(db, email)
+        if locked is not None:
+            raise locked from None
+        left = login_throttle.attempts_left(count, policy)
+        lockout = login_throttle.wait_phrase(int(policy.lockout.total_seconds()))
+        raise InvalidCredentials(
+            f"Wrong email or password. {left} more attempt{'s' if left != 1 else ''} before "
+            f"sign-in is locked for {lockout}.",
+            attempts_left=left,
+        ) from None
+    return token, signed_in
+
+
 async def resolve(db: AsyncSession, token: str) -> SignedIn | None:
     row = await db.get(Session, _hash(token))
     if row is None or (aware(row.expires_at) or utcnow()) <= utcnow():
@@ -67,5 +102,61 @@ async def reauthenticate(db: AsyncSession, token: str, password: str) -> SignedI
     return SignedIn(row.user_id, row.csrf_token, row.password_verified_at)
 
 
+async def confirm_password(
+    transaction: Transaction, token: str, password: str, policy: LoginPolicy
+) -> SignedIn:
+    """`reauthenticate` behind the sign-in throttle: wrong passwords typed to reveal a secret
+    count like wrong sign-ins, so a borrowed session cannot be used to guess the password."""
+    async with transaction() as db:
+        row = await db.get(Session, _hash(token))
+        user = None if row is None else await db.get(User, row.user_id)
+        email = user.email if user is not None else ""
+        if email:
+            await login_throttle.check(db, email)
+    try:
+        async with transaction() as db:
+            return await reauthenticate(db, token, password)
+    except InvalidCredentials:
+        if email:
+            async with transaction() as db:
+                locked = await login_throttle.record_failure(db, email, policy)
+            if locked is not None:
+                raise locked from None
+        raise
+
+
 async def logout(db: AsyncSession, token: str) -> None:
     await db.execute(delete(Session).where(Session.token_hash == _hash(token)))
+
+
+async def change_password(db: AsyncSession, token: str, current: str, new: str) -> SignedIn:
+    """Set a new password after checking the current one; every other session of the user is
+    signed out (a stolen session dies with the old password), this one stays."""
+    row = await db.get(Session, _hash(token))
+    user = None if row is None else await db.get(User, row.user_id)
+    if row is None or user is None or not verify_password(user.password_hash, current):
+        raise InvalidCredentials("Your current password is wrong.")
+    if len(new) < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed(
+            f"The new password needs at least {MIN_PASSWORD_LENGTH} characters.",
+            details=[{"loc": ["new_password"], "msg": "too short"}],
+        )
+    if new == current:
+        raise ValidationFailed(
+            "The new password is the same as the current one; choose another.",
+            details=[{"loc": ["new_password"], "msg": "unchanged"}],
+        )
+    user.password_hash = hash_password(new)
+    await db.execute(
+        delete(Session).where(Session.user_id == user.id, Session.token_hash != row.token_hash)
+    )
+    row.password_verified_at = utcnow()
+    return SignedIn(row.user_id, row.csrf_token, row.password_verified_at)
+
+
+def policy_from(max_failures: int, window_seconds: int, lockout_seconds: int) -> LoginPolicy:
+    return LoginPolicy(
+        max_failures=max_failures,
+        window=timedelta(seconds=window_seconds),
+        lockout=timedelta(seconds=lockout_seconds),
+    )

@@ -186,6 +186,33 @@ class Session(Base):
     password_verified_at: Mapped[datetime] = mapped_column(_tz())
 
 
+class LoginThrottle(Base):
+    """Failed dashboard sign-ins per email address (known or not, so that the lockout says
+    nothing about which accounts exist). Shared by every instance through the database."""
+
+    __tablename__ = "login_throttles"
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime] = mapped_column(_tz())
+    locked_until: Mapped[datetime | None] = mapped_column(_tz())
+
+
+class Invitation(Base):
+    """A pending membership: an email invited to an organization (and optionally a project)
+    with a role, until the person with that email accepts it in the dashboard."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (UniqueConstraint("org_id", "email"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    org_role: Mapped[str] = mapped_column(String(64))
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    project_role: Mapped[str | None] = mapped_column(String(64))
+    invited_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(_tz())
+
+
 # --- platform data ---------------------------------------------------------------------------
 class EndUser(Base):
     __tablename__ = "end_users"

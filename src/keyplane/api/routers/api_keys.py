@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from keyplane.adapters.sql.models import ApiKey
 from keyplane.adapters.sql.repositories import aware, utcnow
-from keyplane.api.deps import ActorDep, ProjectId, RuntimeDep
+from keyplane.api.deps import ActorDep, ProjectId, RuntimeDep, login_policy
 from keyplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor
 from keyplane.api.schemas import (
     ApiKeyCreated,
@@ -111,9 +111,11 @@ async def _reveal(
             "API key."
         )
     token = request.cookies["keyplane_session"]
+    if body is not None and body.password is not None:
+        signed_in = await sessions.confirm_password(
+            rt.transaction, token, body.password, login_policy(request)
+        )
     async with rt.transaction() as db:
-        if body is not None and body.password is not None:
-            signed_in = await sessions.reauthenticate(db, token, body.password)
         window = timedelta(seconds=rt.settings.reveal_reauth_seconds)
         if utcnow() - signed_in.password_verified_at > window:
             raise ReauthenticationRequired(

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from keyplane.api.deps import SESSION_COOKIE, RuntimeDep, current_session
+from keyplane.api.deps import (
+    SESSION_COOKIE,
+    RuntimeDep,
+    current_session,
+    login_policy,
+    set_session_cookie,
+)
 from keyplane.api.schemas import Login, Reauthenticate, SessionOut, errors_doc
 from keyplane.domain.errors import MissingAuthorization
 from keyplane.services import sessions
@@ -12,29 +18,26 @@ from keyplane.services import sessions
 router = APIRouter(prefix="/v1/session", tags=["session"])
 
 
-@router.post("", response_model=SessionOut, responses=errors_doc(401, 422))
-async def login(body: Login, response: Response, rt: RuntimeDep) -> SessionOut:
-    async with rt.transaction() as db:
-        token, signed_in = await sessions.login(db, body.email, body.password)
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        httponly=True,
-        samesite="lax",
-        secure=rt.settings.session_cookie_secure,
-        max_age=int(sessions.SESSION_LIFETIME.total_seconds()),
+@router.post("", response_model=SessionOut, responses=errors_doc(401, 422, 429))
+async def login(body: Login, request: Request, response: Response, rt: RuntimeDep) -> SessionOut:
+    """Sign in. Repeated wrong passwords for one email lock it out for a while: 429
+    login_locked with `retry_after` seconds."""
+    token, signed_in = await sessions.sign_in(
+        rt.transaction, body.email, body.password, login_policy(request)
     )
+    set_session_cookie(request, response, token)
     return SessionOut(user_id=signed_in.user_id, csrf_token=signed_in.csrf_token)
 
 
-@router.post("/reauthenticate", response_model=SessionOut, responses=errors_doc(401, 422))
+@router.post("/reauthenticate", response_model=SessionOut, responses=errors_doc(401, 422, 429))
 async def reauthenticate(body: Reauthenticate, request: Request, rt: RuntimeDep) -> SessionOut:
     """Confirm the password again; revealing a secret needs this within the last 5 minutes."""
     found = await current_session(request)
     if found is None:
         raise MissingAuthorization("Sign in first.")
-    async with rt.transaction() as db:
-        signed_in = await sessions.reauthenticate(db, found[0], body.password)
+    signed_in = await sessions.confirm_password(
+        rt.transaction, found[0], body.password, login_policy(request)
+    )
     return SessionOut(user_id=signed_in.user_id, csrf_token=signed_in.csrf_token)
 
 

@@ -1,0 +1,145 @@
+"""Sign in, sign out and change the password: plain HTML forms, each with a CSRF token."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from starlette.responses import RedirectResponse, Response
+
+from keyplane.api.deps import SESSION_COOKIE, login_policy, runtime, set_session_cookie
+from keyplane.dashboard.web import (
+    LOGIN_CSRF_COOKIE,
+    PREFIX,
+    Viewer,
+    check_form_csrf,
+    new_login_token,
+    render,
+    safe_next,
+    viewer,
+)
+from keyplane.domain.errors import (
+    CsrfFailed,
+    InvalidCredentials,
+    LoginLocked,
+    ValidationFailed,
+)
+from keyplane.services import sessions
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+# Form fields are bounded so that an oversized post is a clear message, not work.
+Text = Annotated[str, Form(max_length=1000)]
+
+
+def _login_page(
+    request: Request, *, next_path: str, email: str = "", error: str | None = None, status: int
+) -> Response:
+    token = new_login_token()
+    response = render(
+        request,
+        "login.html",
+        {"csrf": token, "next": next_path, "email": email, "error": error},
+        status_code=status,
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", max_age=3600, path=PREFIX
+    )
+    return response
+
+
+@router.get("/login")
+async def login_form(request: Request, next: str | None = None) -> Response:
+    return _login_page(request, next_path=safe_next(next), status=200)
+
+
+@router.post("/login")
+async def login(
+    request: Request,
+    email: Text = "",
+    password: Text = "",
+    csrf: Text = "",
+    next: Text = PREFIX,
+) -> Response:
+    target = safe_next(next)
+    try:
+        check_form_csrf(request.cookies.get(LOGIN_CSRF_COOKIE, ""), csrf or None)
+        if not email.strip() or not password:
+            raise ValidationFailed("Enter your email and your password.")
+        token, _signed_in = await sessions.sign_in(
+            runtime(request).transaction, email, password, login_policy(request)
+        )
+    except CsrfFailed:
+        return _login_page(
+            request,
+            next_path=target,
+            email=email,
+            error="The sign-in form had expired; please sign in again.",
+            status=403,
+        )
+    except (InvalidCredentials, ValidationFailed) as error:
+        status = 401 if isinstance(error, InvalidCredentials) else 422
+        return _login_page(
+            request, next_path=target, email=email, error=error.message, status=status
+        )
+    except LoginLocked as error:
+        response = _login_page(
+            request, next_path=target, email=email, error=error.message, status=429
+        )
+        response.headers["Retry-After"] = str(error.retry_after)
+        return response
+    response = RedirectResponse(target, status_code=303)
+    set_session_cookie(request, response, token)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path=PREFIX)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, csrf: Text = "") -> Response:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        async with runtime(request).sessions() as db:
+            found = await sessions.resolve(db, token)
+        if found is not None:
+            check_form_csrf(found.csrf_token, csrf or None)
+            async with runtime(request).transaction() as db:
+                await sessions.logout(db, token)
+    response = RedirectResponse(f"{PREFIX}/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/account/password")
+async def password_form(request: Request, me: Annotated[Viewer, Depends(viewer)]) -> Response:
+    return render(request, "password.html", {"section": "password"}, me=me)
+
+
+@router.post("/account/password")
+async def change_password(
+    request: Request,
+    me: Annotated[Viewer, Depends(viewer)],
+    current_password: Text = "",
+    new_password: Text = "",
+    confirm_password: Text = "",
+    csrf: Text = "",
+) -> Response:
+    check_form_csrf(me.csrf_token, csrf or None)
+    try:
+        if new_password != confirm_password:
+            raise ValidationFailed("The new password and its confirmation differ.")
+        async with runtime(request).transaction() as db:
+            await sessions.change_password(db, me.token, current_password, new_password)
+    except (InvalidCredentials, ValidationFailed) as error:
+        return render(
+            request,
+            "password.html",
+            {"section": "password", "error": error.message},
+            status_code=401 if isinstance(error, InvalidCredentials) else 422,
+            me=me,
+        )
+    return render(
+        request,
+        "password.html",
+        {"section": "password", "notice": "Password changed. Other sessions were signed out."},
+        me=me,
+    )

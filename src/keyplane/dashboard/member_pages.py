@@ -1,0 +1,185 @@
+"""Organization → Members: invite by email (a pending membership), change roles, remove; and
+Account → Invitations, where the invited person accepts or declines. Plain forms with the
+session's CSRF token; each change redirects back (a reload never repeats it)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Path, Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import RedirectResponse, Response
+
+from keyplane.adapters.sql.models import Organization
+from keyplane.api.deps import runtime
+from keyplane.api.errors import status_of
+from keyplane.dashboard.web import PREFIX, Viewer, check_form_csrf, render, viewer
+from keyplane.domain.errors import Conflict, InsufficientPermissions, NotFound, ValidationFailed
+from keyplane.domain.permissions import Permission
+from keyplane.domain.roles import OrgRole, ProjectRole
+from keyplane.services import members
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+ViewerDep = Annotated[Viewer, Depends(viewer)]
+Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
+Field = Annotated[str, Form(max_length=1000)]
+
+NOTICES = {
+    "invited": "Invitation saved. It stays pending until the person signs in and accepts it.",
+    "withdrawn": "Invitation withdrawn.",
+    "role": "Role changed. It applies to the very next request.",
+    "removed": "Member removed from the organization and its projects.",
+    "accepted": "Invitation accepted: you are now a member.",
+    "declined": "Invitation declined.",
+}
+
+
+def _org_name(me: Viewer, org_id: int) -> str:
+    for oid, name, _role in me.orgs:
+        if oid == org_id:
+            return name
+    raise NotFound(f"No organization {org_id} that you belong to.")
+
+
+async def _page(
+    request: Request, me: Viewer, org_id: int, *, error: str | None = None, status: int = 200
+) -> Response:
+    rt = runtime(request)
+    name = _org_name(me, org_id)
+    async with rt.sessions() as db:
+        await members.require(db, me.user_id, org_id, Permission.MEMBER_READ)
+        can_write = Permission.MEMBER_WRITE in await members.org_permissions(db, me.user_id, org_id)
+        listed = await members.members(db, org_id, None)
+        invited = await members.pending(db, org_id)
+    notice = NOTICES.get(request.query_params.get("done", ""))
+    return render(
+        request,
+        "members.html",
+        {
+            "section": "members",
+            "org_id": org_id,
+            "org_name": name,
+            "members": listed,
+            "invitations": invited,
+            "can_write": can_write,
+            "org_roles": list(OrgRole),
+            "project_roles": list(ProjectRole),
+            "org_projects": [p for p in me.projects if p.org_id == org_id],
+            "notice": None if error else notice,
+            "error": error,
+        },
+        status_code=status,
+        me=me,
+    )
+
+
+@router.get("/orgs/{org_id}/members")
+async def members_page(request: Request, me: ViewerDep, org_id: Id) -> Response:
+    return await _page(request, me, org_id)
+
+
+Change = Callable[[AsyncSession], Awaitable[object]]
+
+
+async def _change(
+    request: Request, me: Viewer, org_id: int, csrf: str, done: str, change: Change
+) -> Response:
+    """Run one change; on a refusal show the page again with the message (and status)."""
+    check_form_csrf(me.csrf_token, csrf or None)
+    try:
+        async with runtime(request).transaction() as db:
+            await change(db)
+    except (ValidationFailed, Conflict, NotFound, InsufficientPermissions) as error:
+        return await _page(request, me, org_id, error=error.message, status=status_of(error))
+    return RedirectResponse(f"{PREFIX}/orgs/{org_id}/members?done={done}", status_code=303)
+
+
+@router.post("/orgs/{org_id}/members/invite")
+async def invite(
+    request: Request,
+    me: ViewerDep,
+    org_id: Id,
+    email: Field = "",
+    org_role: Field = "o_member",
+    project: Field = "",
+    project_role: Field = "",
+    csrf: Field = "",
+) -> Response:
+    project_id = int(project) if project.isdigit() and len(project) < 19 else None
+
+    async def change(db: AsyncSession) -> object:
+        return await members.invite(
+            db, me.user_id, org_id, email, org_role, project_id, project_role or None
+        )
+
+    return await _change(request, me, org_id, csrf, "invited", change)
+
+
+@router.post("/orgs/{org_id}/invitations/{invitation_id}/withdraw")
+async def withdraw(
+    request: Request, me: ViewerDep, org_id: Id, invitation_id: Id, csrf: Field = ""
+) -> Response:
+    async def change(db: AsyncSession) -> object:
+        await members.revoke_invitation(db, me.user_id, org_id, invitation_id)
+        return None
+
+    return await _change(request, me, org_id, csrf, "withdrawn", change)
+
+
+@router.post("/orgs/{org_id}/members/{user_id}/role")
+async def change_role(
+    request: Request, me: ViewerDep, org_id: Id, user_id: Id, org_role: Field = "", csrf: Field = ""
+) -> Response:
+    async def change(db: AsyncSession) -> object:
+        await members.change_role(db, me.user_id, org_id, user_id, org_role)
+        return None
+
+    return await _change(request, me, org_id, csrf, "role", change)
+
+
+@router.post("/orgs/{org_id}/members/{user_id}/remove")
+async def remove(
+    request: Request, me: ViewerDep, org_id: Id, user_id: Id, csrf: Field = ""
+) -> Response:
+    async def change(db: AsyncSession) -> object:
+        await members.remove(db, me.user_id, org_id, user_id)
+        return None
+
+    return await _change(request, me, org_id, csrf, "removed", change)
+
+
+# --- the invited person's side ---------------------------------------------------------------
+@router.get("/account/invitations")
+async def my_invitations(request: Request, me: ViewerDep) -> Response:
+    async with runtime(request).sessions() as db:
+        mine = await members.invitations_for(db, me.email)
+        names = {
+            i.org_id: n
+            for i in mine
+            if (n := await db.scalar(select(Organization.name).where(Organization.id == i.org_id)))
+        }
+    return render(
+        request,
+        "invitations.html",
+        {
+            "section": "invitations",
+            "invitations": mine,
+            "org_names": names,
+            "notice": NOTICES.get(request.query_params.get("done", "")),
+        },
+        me=me,
+    )
+
+
+@router.post("/account/invitations/{invitation_id}")
+async def answer_invitation(
+    request: Request, me: ViewerDep, invitation_id: Id, answer: Field = "", csrf: Field = ""
+) -> Response:
+    check_form_csrf(me.csrf_token, csrf or None)
+    accept = answer == "accept"
+    async with runtime(request).transaction() as db:
+        await members.answer(db, me.user_id, invitation_id, accept=accept)
+    done = "accepted" if accept else "declined"
+    return RedirectResponse(f"{PREFIX}/account/invitations?done={done}", status_code=303)

@@ -1,0 +1,215 @@
+"""What every dashboard page shares: the templates, the signed-in viewer with their
+organizations and projects (for the switcher), CSRF checks on forms, and display filters."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import func, select
+from starlette.responses import Response
+
+from keyplane.adapters.sql.models import Invitation, Organization, OrgMember, Project, User
+from keyplane.adapters.sql.repositories import aware, project_access, utcnow
+from keyplane.api.deps import current_session, runtime
+from keyplane.domain.errors import CsrfFailed
+from keyplane.domain.permissions import Permission
+from keyplane.services.sessions import SignedIn
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+PREFIX = "/dashboard"
+# Before sign-in there is no session to hold a CSRF token: the login form uses a random
+# token in a cookie that must match the form field (double submit), so another site cannot
+# sign a browser into an account of its choosing.
+LOGIN_CSRF_COOKIE = "keyplane_login_csrf"
+
+
+class SignInRequired(Exception):
+    """Raised by pages without a valid session; answered with a redirect to the login page."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+@dataclass(frozen=True)
+class ProjectChoice:
+    id: int
+    name: str
+    org_id: int
+    permissions: frozenset[Permission]
+
+
+@dataclass
+class Viewer:
+    """The signed-in person and what the header's switcher offers them."""
+
+    token: str
+    session: SignedIn
+    email: str
+    orgs: list[tuple[int, str, str]] = field(default_factory=list)  # id, name, role
+    projects: list[ProjectChoice] = field(default_factory=list)
+    invitations: int = 0  # pending invitations to this person's email
+
+    @property
+    def user_id(self) -> int:
+        return self.session.user_id
+
+    @property
+    def csrf_token(self) -> str:
+        return self.session.csrf_token
+
+    def project(self, project_id: int) -> ProjectChoice | None:
+        return next((p for p in self.projects if p.id == project_id), None)
+
+    def org_role(self, org_id: int) -> str | None:
+        return next((role for oid, _name, role in self.orgs if oid == org_id), None)
+
+
+async def viewer(request: Request) -> Viewer:
+    """The signed-in viewer, or a redirect to the login page (which brings them back)."""
+    found = await current_session(request)
+    if found is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise SignInRequired(target)
+    token, signed_in = found
+    async with runtime(request).sessions() as db:
+        user = await db.get(User, signed_in.user_id)
+        assert user is not None
+        me = Viewer(token=token, session=signed_in, email=user.email)
+        memberships = (
+            await db.execute(
+                select(Organization.id, Organization.name, OrgMember.role)
+                .join(OrgMember, OrgMember.org_id == Organization.id)
+                .where(OrgMember.user_id == user.id)
+                .order_by(Organization.name, Organization.id)
+            )
+        ).all()
+        me.orgs = [(oid, name, role) for oid, name, role in memberships]
+        me.invitations = int(
+            await db.scalar(
+                select(func.count()).select_from(Invitation).where(Invitation.email == user.email)
+            )
+            or 0
+        )
+        for org_id, _name, _role in me.orgs:
+            projects = (
+                await db.execute(
+                    select(Project.id, Project.name)
+                    .where(Project.org_id == org_id)
+                    .order_by(Project.name, Project.id)
+                )
+            ).all()
+            for project_id, name in projects:
+                access = await project_access(db, user.id, project_id)
+                if access is not None:
+                    me.projects.append(ProjectChoice(project_id, name, org_id, access[1]))
+    return me
+
+
+def check_form_csrf(expected: str, sent: str | None) -> None:
+    if sent is None or not hmac.compare_digest(expected.encode(), sent.encode()):
+        raise CsrfFailed(
+            "This form has expired or did not come from this dashboard; reload the page and "
+            "try again."
+        )
+
+
+def new_login_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def login_url(next_path: str | None = None) -> str:
+    url = f"{PREFIX}/login"
+    return f"{url}?next={quote(next_path, safe='/')}" if next_path else url
+
+
+def safe_next(next_path: str | None) -> str:
+    """Only ever redirect within the dashboard after sign-in (no open redirect)."""
+    if next_path and next_path.startswith(PREFIX + "/") and "//" not in next_path:
+        return next_path
+    return PREFIX
+
+
+def ago(value: str | datetime | None, never: str = "never") -> str:
+    """'never', 'just now', '3 minutes ago', '2 days ago'."""
+    if value is None:
+        return never
+    moment = aware(datetime.fromisoformat(value) if isinstance(value, str) else value)
+    assert moment is not None
+    seconds = int((utcnow() - moment).total_seconds())
+    if seconds < 0:
+        return until(moment)
+    if seconds < 45:
+        return "just now"
+    for size, unit in (
+        (86400 * 365, "year"),
+        (86400 * 30, "month"),
+        (86400, "day"),
+        (3600, "hour"),
+        (60, "minute"),
+    ):
+        if seconds >= size:
+            n = max(1, round(seconds / size)) if unit == "minute" else seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''} ago"
+    return "just now"  # pragma: no cover - covered by the first branch
+
+
+def until(value: str | datetime | None) -> str:
+    """'in 3 days' for a future time."""
+    if value is None:
+        return "never"
+    moment = aware(datetime.fromisoformat(value) if isinstance(value, str) else value)
+    assert moment is not None
+    seconds = int((moment - utcnow()).total_seconds())
+    if seconds <= 0:
+        return ago(moment)
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= size:
+            n = seconds // size
+            return f"in {n} {unit}{'s' if n != 1 else ''}"
+    return "in less than a minute"
+
+
+def day(value: str | datetime | None) -> str:
+    if value is None:
+        return ""
+    moment = aware(datetime.fromisoformat(value) if isinstance(value, str) else value)
+    assert moment is not None
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+templates.env.filters["ago"] = ago
+templates.env.filters["until"] = until
+templates.env.filters["day"] = day
+
+
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any],
+    *,
+    status_code: int = 200,
+    me: Viewer | None = None,
+) -> Response:
+    """Render a page. Pages are never cached (they may show key details) and may not be
+    framed (clickjacking the reveal button)."""
+    response = templates.TemplateResponse(
+        request, name, {"me": me, "prefix": PREFIX, **context}, status_code=status_code
+    )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    )
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response

@@ -1,0 +1,214 @@
+"""Dashboard sign-in over real HTTP forms: CSRF on every form, cookie flags, lockout after
+repeated wrong passwords, sign-out and password change."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from keyplane.runtime import Runtime
+from keyplane.settings import Settings
+from tests.conftest import PASSWORD, World
+
+LOGIN = "/dashboard/login"
+
+
+def form_token(html: str, name: str = "csrf") -> str:
+    found = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert found, f"no {name} field in the page"
+    return found.group(1)
+
+
+async def sign_in(
+    client: httpx.AsyncClient, email: str, password: str = PASSWORD, next_path: str = "/dashboard"
+) -> httpx.Response:
+    page = await client.get(LOGIN)
+    return await client.post(
+        LOGIN,
+        data={
+            "email": email,
+            "password": password,
+            "csrf": form_token(page.text),
+            "next": next_path,
+        },
+    )
+
+
+async def session_csrf(client: httpx.AsyncClient) -> str:
+    page = await client.get("/dashboard/account/password")
+    assert page.status_code == 200
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text)
+    assert found
+    return found.group(1)
+
+
+async def test_pages_need_a_session_and_come_back_after_sign_in(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    target = f"/dashboard/projects/{world.project_id}/settings/api-keys"
+    response = await client.get(target)
+    assert response.status_code == 303
+    assert response.headers["location"] == f"{LOGIN}?next={target}"
+
+    signed = await sign_in(client, world.email, next_path=target)
+    assert signed.status_code == 303
+    assert signed.headers["location"] == target
+    cookie = signed.headers["set-cookie"].lower()
+    assert "keyplane_session=" in cookie
+    assert "httponly" in cookie
+    assert "samesite=lax" in cookie
+    assert "secure" not in cookie  # plain HTTP on loopback: a Secure cookie would never return
+    page = await client.get(target)
+    assert page.status_code == 200
+    assert "API Keys" in page.text
+
+
+async def test_sign_in_never_redirects_off_the_dashboard(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    for evil in ("https://evil.example/", "//evil.example/x", "/dashboard//evil.example"):
+        response = await sign_in(client, world.email, next_path=evil)
+        assert response.headers["location"] == "/dashboard"
+
+
+async def test_login_form_without_its_csrf_token_is_refused(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    await client.get(LOGIN)  # sets the login CSRF cookie
+    response = await client.post(
+        LOGIN, data={"email": world.email, "password": PASSWORD, "csrf": "forged"}
+    )
+    assert response.status_code == 403
+    assert "keyplane_session" not in response.headers.get("set-cookie", "")
+    assert "expired" in response.text
+
+    # A site that posts the form from elsewhere has neither the cookie nor the token.
+    client.cookies.clear()
+    response = await client.post(LOGIN, data={"email": world.email, "password": PASSWORD})
+    assert response.status_code == 403
+
+
+async def test_secure_cookie_over_https_and_behind_a_trusted_proxy(
+    runtime: Runtime, settings: Settings, world: World
+) -> None:
+    from keyplane.api.app import create_app
+
+    app = create_app(runtime)
+    body = {"email": world.email, "password": PASSWORD}
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="https://keyplane.test") as c:
+        response = await c.post("/v1/session", json=body)
+        assert "secure" in response.headers["set-cookie"].lower()
+    async with httpx.AsyncClient(transport=transport, base_url="http://keyplane.test") as c:
+        claimed = {"X-Forwarded-Proto": "https"}
+        response = await c.post("/v1/session", json=body, headers=claimed)
+        assert "secure" not in response.headers["set-cookie"].lower()  # untrusted claim
+    behind_proxy = await Runtime.start(
+        settings.model_copy(update={"trusted_proxies": ["127.0.0.1/32"]}), migrate=False
+    )
+    try:
+        transport = httpx.ASGITransport(app=create_app(behind_proxy), client=("127.0.0.1", 5))
+        async with httpx.AsyncClient(transport=transport, base_url="http://keyplane.test") as c:
+            response = await c.post("/v1/session", json=body, headers=claimed)
+            assert "secure" in response.headers["set-cookie"].lower()
+    finally:
+        await behind_proxy.close()
+
+
+async def test_repeated_wrong_passwords_lock_the_email_out_with_the_wait_time(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    for attempt in range(1, 5):
+        response = await sign_in(client, world.email, "wrong password")
+        assert response.status_code == 401
+        left = 5 - attempt
+        assert f"{left} more attempt" in response.text
+    response = await sign_in(client, world.email, "wrong password")
+    assert response.status_code == 429
+    assert "Too many failed sign-ins for this email. Try again in 15 minutes." in response.text
+    assert int(response.headers["Retry-After"]) > 800
+
+    # Even the right password is refused while locked, in the form and in the JSON API.
+    response = await sign_in(client, world.email)
+    assert response.status_code == 429
+    assert "keyplane_session" not in response.headers.get("set-cookie", "")
+    api = await client.post("/v1/session", json={"email": world.email, "password": PASSWORD})
+    assert api.status_code == 429
+    assert api.json()["error"] == "login_locked"
+    assert api.json()["retry_after"] > 800
+    assert "Retry-After" in api.headers
+
+
+async def test_unknown_emails_are_throttled_like_known_ones(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Otherwise the lockout would tell which emails have accounts."""
+    for _ in range(5):
+        response = await sign_in(client, "nobody@example.com", "whatever")
+    assert response.status_code == 429
+    assert (await sign_in(client, world.email)).status_code == 303  # others unaffected
+
+
+async def test_a_successful_sign_in_resets_the_failure_count(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    for _ in range(4):
+        await sign_in(client, world.email, "wrong password")
+    assert (await sign_in(client, world.email)).status_code == 303
+    response = await sign_in(client, world.email, "wrong password")
+    assert "4 more attempts" in response.text
+
+
+async def test_sign_out_needs_the_csrf_token_and_ends_the_session(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    await sign_in(client, world.email)
+    token = await session_csrf(client)
+    refused = await client.post("/dashboard/logout", data={"csrf": "forged"})
+    assert refused.status_code == 403
+    assert (await client.get("/dashboard/account/password")).status_code == 200
+
+    session = client.cookies["keyplane_session"]
+    response = await client.post("/dashboard/logout", data={"csrf": token})
+    assert response.status_code == 303
+    client.cookies.set("keyplane_session", session)  # a copy of the old cookie is dead too
+    assert (await client.get("/dashboard/account/password")).status_code == 303
+
+
+async def test_password_change(runtime: Runtime, client: httpx.AsyncClient, world: World) -> None:
+    await sign_in(client, world.email)
+    token = await session_csrf(client)
+    other = httpx.AsyncClient(transport=client._transport, base_url="http://keyplane.test")
+    async with other:
+        await sign_in(other, world.email)
+        form = {
+            "current_password": "not it",
+            "new_password": "a brand new secret",
+            "confirm_password": "a brand new secret",
+            "csrf": token,
+        }
+        wrong = await client.post("/dashboard/account/password", data=form)
+        assert wrong.status_code == 401
+        assert "current password is wrong" in wrong.text
+        mismatch = await client.post(
+            "/dashboard/account/password",
+            data=form | {"current_password": PASSWORD, "confirm_password": "different"},
+        )
+        assert mismatch.status_code == 422
+        forged = await client.post(
+            "/dashboard/account/password",
+            data=form | {"current_password": PASSWORD, "csrf": "forged"},
+        )
+        assert forged.status_code == 403
+        done = await client.post(
+            "/dashboard/account/password", data=form | {"current_password": PASSWORD}
+        )
+        assert done.status_code == 200
+        assert "Password changed" in done.text
+        # This session stays; the other one was signed out with the old password.
+        assert (await client.get("/dashboard/account/password")).status_code == 200
+        assert (await other.get("/dashboard/account/password")).status_code == 303
+    client.cookies.clear()
+    assert (await sign_in(client, world.email)).status_code == 401
+    assert (await sign_in(client, world.email, "a brand new secret")).status_code == 303
