@@ -152,7 +152,7 @@ class ChangeFeed:
                 await add_clients(db, clients)
                 await db.commit()
             self.flushed_at = time.time()
-        except Exception:
+        except BaseException:  # cancellation too: a flush interrupted by stop() keeps its data
             for key_id, at in used.items():  # newer uses win
                 self._verifier.used[key_id] = max(at, self._verifier.used.get(key_id, 0.0))
             self._usage.restore(counts, clients)
