@@ -27,10 +27,10 @@ typecheck: install
 test: lint typecheck
 	$(BIN)/pytest
 
-# The bounded load test at length: 2 servers x 2 workers on PostgreSQL + Redis, 100 req/s for
+# The bounded load test at length: 2 servers x 2 workers on PostgreSQL + Redis, 60 req/s for
 # 3 minutes, then checks for 5xx, lost writes and lost usage counts (stops by itself).
 loadtest: install
-	KEYPLANE_LOAD_SECONDS=$${KEYPLANE_LOAD_SECONDS:-180} KEYPLANE_LOAD_RATE=$${KEYPLANE_LOAD_RATE:-100} \
+	KEYPLANE_LOAD_SECONDS=$${KEYPLANE_LOAD_SECONDS:-180} KEYPLANE_LOAD_RATE=$${KEYPLANE_LOAD_RATE:-60} \
 		$(BIN)/pytest tests/load -q
 
 bench: install

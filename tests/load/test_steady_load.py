@@ -53,7 +53,11 @@ async def _run_load(
     server shows as falling behind instead of being politely waited for."""
     plain = [k for k in keys if k != limited]
     gate = asyncio.Semaphore(IN_FLIGHT)
-    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
+    # Idle connections are dropped by the client well before the server's keep-alive timeout,
+    # so that no request is sent on a connection the server is closing.
+    limits = httpx.Limits(
+        max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT, keepalive_expiry=5.0
+    )
 
     async def one(client: httpx.AsyncClient, i: int) -> None:
         async with gate:

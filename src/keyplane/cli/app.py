@@ -97,6 +97,9 @@ def serve(
         # A worker importing the app on a busy machine can need more than uvicorn's default
         # 5 s to answer its supervisor's first ping; uvicorn would kill and respawn it in a loop.
         timeout_worker_healthcheck=30,
+        # Keep idle connections longer than a load balancer's idle timeout (often 60 s): when
+        # the server closes first, a request racing the close fails with a 502 at the balancer.
+        timeout_keep_alive=75,
     )
 
 
