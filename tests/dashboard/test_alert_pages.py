@@ -68,7 +68,10 @@ async def test_open_alerts_come_first_escaped_with_a_badge_in_the_navigation(
     assert tab, "the project navigation links to its alerts"
     assert re.search(r'class="pill alert-pill" aria-hidden="true">2<', tab.group(1))
     assert "(2 not acknowledged)" in tab.group(1)
-    assert f'href="/dashboard/projects/{world.project_id}/settings/api-keys/{key_id}/compromised"' in keys.text
+    assert (
+        f'href="/dashboard/projects/{world.project_id}/settings/api-keys/{key_id}/compromised"'
+        in keys.text
+    )
 
     page = await client.get(alerts_page(world))
     assert page.status_code == 200
@@ -76,8 +79,10 @@ async def test_open_alerts_come_first_escaped_with_a_badge_in_the_navigation(
     assert f"Spike from {ESCAPED}" in page.text
     assert ESCAPED in page.text  # the details and the key's name, as text
     opened, rest = page.text.split('id="handled-title"')
-    assert "Spike from" in opened and "A burst from 203.0.113.9." in opened
-    assert "An older spike." not in opened and "An older spike." in rest
+    assert "Spike from" in opened
+    assert "A burst from 203.0.113.9." in opened
+    assert "An older spike." not in opened
+    assert "An older spike." in rest
     assert "Not acknowledged (2)" in opened
     assert opened.count(">Acknowledge</button>") == 2
     assert re.search(r"<dt>requests</dt><dd><code>900</code></dd>", page.text)
@@ -110,7 +115,8 @@ async def test_acknowledging_needs_the_csrf_token_and_clears_the_badge(
     assert "alert-pill" not in page.text
     async with world.runtime.sessions() as db:
         alert = await db.get(Alert, alert_id)
-        assert alert is not None and alert.acknowledged_by == world.owner_id
+        assert alert is not None
+        assert alert.acknowledged_by == world.owner_id
 
     unknown = await client.post(f"{alerts_page(world)}/999999/acknowledge", data={"csrf": token})
     assert unknown.status_code == 404
@@ -137,7 +143,9 @@ async def test_readers_see_alerts_but_cannot_acknowledge_them(
     assert "Key made 900 requests." in page.text
     assert ">Acknowledge</button>" not in page.text
     token = await session_csrf(client)
-    refused = await client.post(f"{alerts_page(world)}/{alert_id}/acknowledge", data={"csrf": token})
+    refused = await client.post(
+        f"{alerts_page(world)}/{alert_id}/acknowledge", data={"csrf": token}
+    )
     assert refused.status_code == 403
     assert 'data-error="insufficient_permissions"' in refused.text
 
@@ -159,7 +167,10 @@ async def test_a_keys_alerts_show_on_its_usage_page_and_return_there(
     page = await client.get(usage)
     assert "Alerts about this key" in page.text
     assert "Requests from a new network." in page.text
-    assert f'href="/dashboard/projects/{world.project_id}/settings/api-keys/{key_id}/compromised"' in page.text
+    assert (
+        f'href="/dashboard/projects/{world.project_id}/settings/api-keys/{key_id}/compromised"'
+        in page.text
+    )
     token = await session_csrf(client)
     done = await client.post(
         f"{alerts_page(world)}/{alert_id}/acknowledge",
@@ -168,4 +179,5 @@ async def test_a_keys_alerts_show_on_its_usage_page_and_return_there(
     assert done.headers["location"] == usage + "?group_by=hour&done=ack"
     back = await client.get(done.headers["location"])
     assert "Alert acknowledged." in back.text
-    assert "acknowledged" in back.text and ">Acknowledge</button>" not in back.text
+    assert "acknowledged" in back.text
+    assert ">Acknowledge</button>" not in back.text

@@ -47,9 +47,10 @@ async def test_an_active_key_shows_what_it_did_and_how_to_stop_it(
     text = page.text
     assert SCRIPT not in text
     assert secret not in text
-    assert f"Compromised? <span class=\"key-name\">{ESCAPED}</span>" in text
+    assert f'Compromised? <span class="key-name">{ESCAPED}</span>' in text
     assert 'data-state="active"' in text
-    assert 'id="replace-form"' in text and 'id="revoke-now"' in text
+    assert 'id="replace-form"' in text
+    assert 'id="revoke-now"' in text
     assert re.search(r'<option value="0">Immediately', text)  # the first, the default
     # Step 2: the client address and its user agent, escaped.
     clients = text.split('id="clients"')[1].split("</table>")[0]
@@ -88,7 +89,9 @@ async def test_after_revoke_and_replace_the_page_links_the_new_key(
     )
     assert rotated.status_code == 201
     new = rotated.json()
-    assert (await client.get(f"/v1/projects/{world.project_id}", headers=bearer(secret))).status_code == 401
+    assert (
+        await client.get(f"/v1/projects/{world.project_id}", headers=bearer(secret))
+    ).status_code == 401
     assert (
         await client.get(f"/v1/projects/{world.project_id}", headers=bearer(new["secret"]))
     ).status_code == 200
@@ -96,7 +99,8 @@ async def test_after_revoke_and_replace_the_page_links_the_new_key(
     page = await client.get(page_url(world, key_id))
     assert page.status_code == 200  # a revoked key can still be investigated
     assert 'data-state="revoked"' in page.text
-    assert 'id="replace-form"' not in page.text and 'id="copy-form"' not in page.text
+    assert 'id="replace-form"' not in page.text
+    assert 'id="copy-form"' not in page.text
     assert f'href="{page_url(world, new["id"])}">CRM Sync</a>' in page.text
     assert new["secret"] not in page.text
     events = page.text.split('id="audit-events"')[1].split("</table>")[0]
@@ -149,10 +153,13 @@ async def test_rotation_with_grace_counts_the_systems_still_on_the_old_key(
     assert 'data-state="grace"' in page
     assert "0 systems still use the old key" in page
     assert "Revoking it now is safe." in page
-    assert (await client.get(f"/v1/projects/{world.project_id}", headers=bearer(secret))).status_code == 200
+    assert (
+        await client.get(f"/v1/projects/{world.project_id}", headers=bearer(secret))
+    ).status_code == 200
     page = (await client.get(page_url(world, key_id))).text
     assert "1 system still uses the old key" in page
-    assert 'id="revoke-now"' in page and 'id="replace-form"' not in page
+    assert 'id="revoke-now"' in page
+    assert 'id="replace-form"' not in page
 
 
 async def test_the_page_needs_key_read_and_writing_needs_key_write(
@@ -165,12 +172,13 @@ async def test_the_page_needs_key_read_and_writing_needs_key_write(
         await accounts.set_org_role(db, world.org_id, user.id, "o_member")
         await accounts.define_custom_role(db, world.org_id, "key reader", ["api_key:read"])
         await accounts.add_project_role(db, world.project_id, user.id, "key reader")
-        other = await world.project("Elsewhere")
+    other = await world.project("Elsewhere")
     await sign_in(client, "reader@example.com")
     page = await client.get(page_url(world, key_id))
     assert page.status_code == 200
     assert "You need <code>api_key:write</code>" in page.text
-    assert 'id="replace-form"' not in page.text and 'id="revoke-now"' not in page.text
+    assert 'id="replace-form"' not in page.text
+    assert 'id="revoke-now"' not in page.text
     elsewhere = f"/dashboard/projects/{other}/settings/api-keys/{key_id}/compromised"
     client.cookies.clear()
     await sign_in(client, world.email)

@@ -26,7 +26,9 @@ OPEN_SHOWN = 200
 HANDLED_SHOWN = 50
 
 
-async def key_names(db: AsyncSession, project_id: int, items: list[dict[str, Any]]) -> dict[str, str]:
+async def key_names(
+    db: AsyncSession, project_id: int, items: list[dict[str, Any]]
+) -> dict[str, str]:
     """The names of the keys the alerts are about (revoked ones included), for display."""
     ids = {a["key_id"] for a in items if a["key_id"]}
     if not ids:
@@ -42,9 +44,7 @@ async def alerts_page(request: Request, me: ViewerDep, project_id: Id) -> Respon
     project = project_of(me, project_id)
     rt = runtime(request)
     async with rt.sessions() as db:
-        held = await rt.keys.require(
-            db, actor_of(request, me), project_id, Permission.API_KEY_READ
-        )
+        held = await rt.keys.require(db, actor_of(request, me), project_id, Permission.API_KEY_READ)
         open_items, more_open = await alerts.list_alerts(
             db, project_id, limit=OPEN_SHOWN, unacknowledged=True
         )

@@ -144,7 +144,7 @@ async def open_counts(db: AsyncSession, project_ids: list[int]) -> dict[int, int
         .where(Alert.project_id.in_(project_ids), Alert.acknowledged_at.is_(None))
         .group_by(Alert.project_id)
     )
-    return {int(project_id): int(count) for project_id, count in rows.all()}
+    return {int(pid): int(count) for pid, count in rows.all() if pid is not None}
 
 
 async def acknowledge(

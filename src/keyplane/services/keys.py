@@ -294,10 +294,9 @@ class KeyManager:
 
     async def successor(self, db: AsyncSession, row: ApiKey) -> ApiKey | None:
         """The key that replaced `row` (by rotation or as a copy), if any."""
-        found = await db.scalar(
+        return await db.scalar(
             select(ApiKey).where(ApiKey.rotated_from == row.id).order_by(ApiKey.created_at)
         )
-        return found
 
     # --- user keys ---------------------------------------------------------------------------
     async def _user_scope(self, db: AsyncSession, user_id: int, org_id: int | None) -> int:
