@@ -24,7 +24,7 @@ from keyplane.domain.permissions import (
     Permission,
     catalog,
 )
-from keyplane.services import usage
+from keyplane.services import alerts, usage
 from keyplane.services.keys import MAX_NAME_LENGTH, Actor, describe
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -32,7 +32,7 @@ ViewerDep = Annotated[Viewer, Depends(viewer)]
 MAX_ID = 2**63 - 1
 
 
-def _actor(request: Request, me: Viewer) -> Actor:
+def actor_of(request: Request, me: Viewer) -> Actor:
     rt = runtime(request)
     return Actor(
         user_id=me.user_id,
@@ -86,7 +86,7 @@ async def switch(me: ViewerDep, project: Annotated[int, Query(ge=1, le=MAX_ID)])
     return RedirectResponse(f"{PREFIX}/projects/{project}/settings/api-keys", 303)
 
 
-def _project(me: Viewer, project_id: int) -> Any:
+def project_of(me: Viewer, project_id: int) -> Any:
     project = me.project(project_id)
     if project is None:
         raise NotFound(f"No project with id {project_id} that you can access.")
@@ -97,10 +97,10 @@ def _project(me: Viewer, project_id: int) -> Any:
 async def project_keys(
     request: Request, me: ViewerDep, project_id: Annotated[int, Path(ge=1, le=MAX_ID)]
 ) -> Response:
-    project = _project(me, project_id)
+    project = project_of(me, project_id)
     rt = runtime(request)
     async with rt.sessions() as db:
-        rows = await rt.keys.list_project_keys(db, _actor(request, me), project_id)
+        rows = await rt.keys.list_project_keys(db, actor_of(request, me), project_id)
     held = project.permissions
     active = sum(1 for r in rows if r.revoked_at is None)
     limit = rt.settings.max_keys_per_project
@@ -175,6 +175,9 @@ async def _usage_page(
     start = end - _WINDOWS[group_by]
     async with rt.sessions() as db:
         report = await usage.report(db, row.id, start, end, group_by, rt.usage.counts)
+        key_alerts: list[dict[str, Any]] = []
+        if project is not None:  # alerts belong to projects; user keys have none of their own
+            key_alerts, _ = await alerts.list_alerts(db, project.id, limit=20, key_id=row.id)
     totals = {klass: sum(int(p[klass]) for p in report["data"]) for klass in usage.STATUS_CLASSES}
     return render(
         request,
@@ -189,6 +192,10 @@ async def _usage_page(
             "permissions_used": report["permissions"],
             "unused": sorted(set(row.permissions) - set(report["permissions"])),
             "back": back,
+            "key_alerts": key_alerts,
+            "key_names": {},
+            "can_write": project is not None and Permission.API_KEY_WRITE in project.permissions,
+            "here": request.url.path + (f"?group_by={group_by}"),
         },
         me=me,
     )
@@ -202,11 +209,11 @@ async def project_key_usage(
     key_id: Annotated[str, Path(max_length=40, pattern=r"^[A-Za-z0-9_]+$")],
     group_by: Group = "hour",
 ) -> Response:
-    project = _project(me, project_id)
+    project = project_of(me, project_id)
     rt = runtime(request)
     async with rt.sessions() as db:
         row, _ = await rt.keys.project_key(
-            db, _actor(request, me), project_id, key_id, Permission.API_KEY_READ
+            db, actor_of(request, me), project_id, key_id, Permission.API_KEY_READ
         )
     back = f"{PREFIX}/projects/{project_id}/settings/api-keys"
     return await _usage_page(request, me, row, group_by, back, project)

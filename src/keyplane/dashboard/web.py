@@ -21,6 +21,7 @@ from keyplane.adapters.sql.repositories import aware, project_access, utcnow
 from keyplane.api.deps import current_session, runtime
 from keyplane.domain.errors import CsrfFailed
 from keyplane.domain.permissions import Permission
+from keyplane.services import alerts
 from keyplane.services.sessions import SignedIn
 
 HERE = Path(__file__).parent
@@ -58,6 +59,7 @@ class Viewer:
     orgs: list[tuple[int, str, str]] = field(default_factory=list)  # id, name, role
     projects: list[ProjectChoice] = field(default_factory=list)
     invitations: int = 0  # pending invitations to this person's email
+    open_alerts: dict[int, int] = field(default_factory=dict)  # project id -> unacknowledged
 
     @property
     def user_id(self) -> int:
@@ -112,6 +114,10 @@ async def viewer(request: Request) -> Viewer:
                 access = await project_access(db, user.id, project_id)
                 if access is not None:
                     me.projects.append(ProjectChoice(project_id, name, org_id, access[1]))
+        # The navigation's alert badge, for the projects whose alerts this person may see.
+        me.open_alerts = await alerts.open_counts(
+            db, [p.id for p in me.projects if Permission.API_KEY_READ in p.permissions]
+        )
     return me
 
 

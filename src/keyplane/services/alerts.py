@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -112,6 +112,8 @@ async def list_alerts(
     limit: int,
     before_id: int | None = None,
     unacknowledged: bool = False,
+    acknowledged: bool = False,
+    key_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Newest first; returns the page and the id to continue before (None at the end).
     `project_id` None is the operator's view: every alert, including those about an address
@@ -123,9 +125,26 @@ async def list_alerts(
         query = query.where(Alert.id < before_id)
     if unacknowledged:
         query = query.where(Alert.acknowledged_at.is_(None))
+    if acknowledged:
+        query = query.where(Alert.acknowledged_at.is_not(None))
+    if key_id is not None:
+        query = query.where(Alert.key_id == key_id)
     rows = list((await db.scalars(query)).all())
     more = len(rows) > limit
     return [describe(r) for r in rows[:limit]], (rows[limit - 1].id if more else None)
+
+
+async def open_counts(db: AsyncSession, project_ids: list[int]) -> dict[int, int]:
+    """How many alerts are not yet acknowledged, per project (one query, for the dashboard's
+    navigation badge)."""
+    if not project_ids:
+        return {}
+    rows = await db.execute(
+        select(Alert.project_id, func.count())
+        .where(Alert.project_id.in_(project_ids), Alert.acknowledged_at.is_(None))
+        .group_by(Alert.project_id)
+    )
+    return {int(pid): int(count) for pid, count in rows.all() if pid is not None}
 
 
 async def acknowledge(

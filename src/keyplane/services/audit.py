@@ -47,8 +47,10 @@ async def events(
     before_id: int | None = None,
     action: str | None = None,
     key_id: str | None = None,
+    involving: str | None = None,
 ) -> tuple[list[dict[str, Any]], int | None]:
-    """Newest first; returns the page and the id to continue before (None at the end)."""
+    """Newest first; returns the page and the id to continue before (None at the end).
+    `involving` is a key the event is about or that acted (a user key managing keys)."""
     query = (
         select(AuditEvent)
         .where(AuditEvent.project_id == project_id)
@@ -61,6 +63,10 @@ async def events(
         query = query.where(AuditEvent.action == action)
     if key_id is not None:
         query = query.where(AuditEvent.key_id == key_id)
+    if involving is not None:
+        query = query.where(
+            (AuditEvent.key_id == involving) | (AuditEvent.actor_key_id == involving)
+        )
     rows = list((await db.scalars(query)).all())
     more = len(rows) > limit
     return [describe(r) for r in rows[:limit]], (rows[limit - 1].id if more else None)

@@ -281,6 +281,23 @@ class KeyManager:
             raise NotFound(f"No API key {key_id!r} in project {project_id}.")
         return row, held
 
+    async def project_key_record(
+        self, db: AsyncSession, actor: Actor, project_id: int, key_id: str
+    ) -> ApiKey:
+        """A project key even after it was revoked (with api_key:read): responding to a
+        compromise means looking at what a revoked key did."""
+        await self.require(db, actor, project_id, Permission.API_KEY_READ)
+        row = await db.get(ApiKey, key_id)
+        if row is None or row.project_id != project_id or row.kind != KeyKind.PROJECT:
+            raise NotFound(f"No API key {key_id!r} in project {project_id}.")
+        return row
+
+    async def successor(self, db: AsyncSession, row: ApiKey) -> ApiKey | None:
+        """The key that replaced `row` (by rotation or as a copy), if any."""
+        return await db.scalar(
+            select(ApiKey).where(ApiKey.rotated_from == row.id).order_by(ApiKey.created_at)
+        )
+
     # --- user keys ---------------------------------------------------------------------------
     async def _user_scope(self, db: AsyncSession, user_id: int, org_id: int | None) -> int:
         orgs = (

@@ -15,7 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keyplane.adapters.sql.models import KeyClient, KeyUsageHourly
+from keyplane.adapters.sql.models import ApiKey, KeyClient, KeyUsageHourly
+from keyplane.adapters.sql.repositories import aware, utcnow
 from keyplane.domain.errors import ValidationFailed
 
 HOUR = 3600
@@ -176,6 +177,28 @@ async def clients_since(
         entry["last_seen"] = max(entry["last_seen"], last)
     ordered = sorted(merged.values(), key=lambda c: c["last_seen"], reverse=True)
     return [c | {"last_seen": c["last_seen"].isoformat().replace("+00:00", "Z")} for c in ordered]
+
+
+async def rotation(
+    db: AsyncSession, row: ApiKey, pending: Clients | None = None
+) -> dict[str, Any] | None:
+    """For a rotated key in its grace period: its replacement, when the grace ends, and how
+    many systems (client addresses) still used the old secret since the rotation. When that
+    reaches zero, revoking the old secret is safe. None for any other key."""
+    grace_ends = aware(row.revoked_at)
+    if grace_ends is None or grace_ends <= utcnow():
+        return None
+    successor = await db.scalar(select(ApiKey).where(ApiKey.rotated_from == row.id))
+    if successor is None:
+        return None
+    rotated_at = aware(successor.created_at) or utcnow()
+    since = await clients_since(db, row.id, rotated_at, pending)
+    return {
+        "replaced_by": successor.id,
+        "rotated_at": rotated_at,
+        "grace_ends_at": grace_ends,
+        "still_used_by": len(since),
+    }
 
 
 async def report(

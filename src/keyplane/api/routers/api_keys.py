@@ -7,10 +7,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import AfterValidator
-from sqlalchemy import select
 
 from keyplane.adapters.sql.models import ApiKey
-from keyplane.adapters.sql.repositories import aware, utcnow
+from keyplane.adapters.sql.repositories import utcnow
 from keyplane.api.deps import ActorDep, ProjectId, RuntimeDep, login_policy
 from keyplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor
 from keyplane.api.schemas import (
@@ -79,19 +78,7 @@ async def _detail(rt: Runtime, row: ApiKey) -> dict[str, Any]:
         clients = await usage.clients_since(
             db, row.id, utcnow() - timedelta(days=7), rt.usage.clients
         )
-        rotation = None
-        grace_ends = aware(row.revoked_at)
-        if grace_ends is not None and grace_ends > utcnow():
-            successor = await db.scalar(select(ApiKey).where(ApiKey.rotated_from == row.id))
-            if successor is not None:
-                rotated_at = aware(successor.created_at) or utcnow()
-                since = await usage.clients_since(db, row.id, rotated_at, rt.usage.clients)
-                rotation = {
-                    "replaced_by": successor.id,
-                    "rotated_at": rotated_at,
-                    "grace_ends_at": grace_ends,
-                    "still_used_by": len(since),
-                }
+        rotation = await usage.rotation(db, row, rt.usage.clients)
     return describe(row) | {"clients": clients, "rotation": rotation}
 
 

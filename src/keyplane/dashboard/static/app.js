@@ -82,6 +82,92 @@
     flash(pending, "success");
   }
 
+  const playbook = document.getElementById("playbook");
+  if (playbook) { setUpPlaybook(playbook); return; }
+
+  // --- a key's "Compromised?" page: revoke, replace (rotate or copy), one-time secret -------
+  function setUpPlaybook(root) {
+    const base = root.dataset.api + "/" + encodeURIComponent(root.dataset.keyId);
+    const secretDialog = document.getElementById("secret-dialog");
+    const secretInput = document.getElementById("new-secret");
+    let working = false; // one request at a time: a double click never issues two keys
+    let created = false;
+
+    function showNewSecret(secret, from) {
+      created = true;
+      secretInput.value = secret;
+      document.getElementById("copy-status").textContent = "";
+      openDialog(secretDialog, from);
+      secretInput.focus();
+      secretInput.select();
+    }
+    secretDialog.addEventListener("close", function () {
+      secretInput.value = "";
+      if (created) flashAfterReload("Replacement created. Deploy its secret to the systems listed under step 2.");
+    });
+    secretDialog.addEventListener("cancel", function (event) {
+      if (!window.confirm("Close without copying? The secret will not be shown again.")) event.preventDefault();
+    });
+    document.getElementById("copy-new-secret").addEventListener("click", async function () {
+      const ok = await copyText(secretInput.value);
+      document.getElementById("copy-status").textContent = ok ? "Copied to the clipboard." : "Copy failed: select the secret and copy it by hand.";
+    });
+
+    async function issue(form, submit, errorBox, call) {
+      if (working) return;
+      working = true; submit.disabled = true; errorBox.hidden = true;
+      const result = await call();
+      working = false; submit.disabled = false;
+      if (!result.ok) { showError(errorBox, result.data.message || "That failed; try again."); return; }
+      showNewSecret(result.data.secret, submit);
+    }
+
+    const replaceForm = document.getElementById("replace-form");
+    const graceSelect = document.getElementById("grace");
+    if (graceSelect) graceSelect.addEventListener("change", function () {
+      // With a grace period this is a planned rotation, not an emergency stop.
+      document.getElementById("replace-submit").textContent = graceSelect.value === "0" ? "Revoke and replace" : "Rotate";
+    });
+    if (replaceForm) replaceForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      const grace = Number(document.getElementById("grace").value);
+      issue(replaceForm, document.getElementById("replace-submit"), document.getElementById("replace-error"), function () {
+        return api("POST", base + "/rotate", { grace_seconds: grace });
+      });
+    });
+
+    const copyForm = document.getElementById("copy-form");
+    if (copyForm) copyForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      const body = JSON.parse(root.dataset.copy);
+      issue(copyForm, document.getElementById("copy-submit"), document.getElementById("copy-error"), function () {
+        return api("POST", root.dataset.api, body);
+      });
+    });
+
+    const revokeButton = document.getElementById("revoke-now");
+    const revokeDialog = document.getElementById("revoke-dialog");
+    if (revokeButton) revokeButton.addEventListener("click", function () {
+      document.getElementById("revoke-error").hidden = true;
+      openDialog(revokeDialog, revokeButton);
+      document.getElementById("revoke-submit").focus();
+    });
+    document.getElementById("revoke-form").addEventListener("submit", async function (event) {
+      event.preventDefault();
+      if (working) return;
+      const submit = document.getElementById("revoke-submit");
+      working = true; submit.disabled = true;
+      const result = await api("DELETE", base);
+      working = false; submit.disabled = false;
+      if (!result.ok && result.status !== 404) {
+        showError(document.getElementById("revoke-error"), result.data.message || "Could not revoke the key.");
+        return;
+      }
+      revokeDialog.close();
+      flashAfterReload("Revoked “" + root.dataset.name + "”. Requests with it now fail with 401.");
+    });
+  }
+
   if (!page) return;
   const apiBase = page.dataset.api;
   const kind = page.dataset.kind;
