@@ -115,7 +115,7 @@ def guarded_routes() -> list[tuple[str, str, Permission]]:
             ]
             assert len(guards) == 1, f"{route.path} must need exactly one permission"
             for method in route.methods:
-                found.append((method, route.path, guards[0]))
+                found.append((method, route.path_format, guards[0]))
     return found
 
 

@@ -110,8 +110,14 @@ async def test_users_upsert_merge_clear_list(live_server: LiveServer) -> None:
         page = client.users.list(limit=1, email="grace@example.org")
         assert [u.external_id for u in page.data] == ["crm-3"]
         assert page.next_cursor is not None
+        # Ids may hold "/" (the SDK sends it as %2F): still one user, reachable by its id.
+        slashed = client.users.upsert("acct/42", first_name="Linus")
+        assert client.users.get("acct/42").first_name == slashed.first_name == "Linus"
+        assert client.users.upsert("acct/42", last_name="T").first_name == "Linus"
         with pytest.raises(errors.NotFound):
             client.users.get("nobody")
+        with pytest.raises(errors.NotFound):
+            client.users.get("acct")
         with pytest.raises(errors.ValidationError):
             client.users.upsert("crm-1", email="not an address")
 
