@@ -43,7 +43,9 @@ async def list_users(
     return {"data": items, "next_cursor": encode_cursor(last)}
 
 
-@router.get("/{external_id:path}", response_model=EndUserOut, responses=errors_doc(401, 403, 404, 422))
+@router.get(
+    "/{external_id:path}", response_model=EndUserOut, responses=errors_doc(401, 403, 404, 422)
+)
 async def get_user(
     project_id: ProjectId,
     external_id: ExternalId,
