@@ -79,6 +79,7 @@ SAMPLES: dict[tuple[str, str], dict[str, Any] | None] = {
             "config": {"urls": ["http://127.0.0.1:9/docs.html"]},
         }
     },
+    ("GET", f"{P}/data-providers/{{data_provider_id}}"): None,
     ("POST", f"{P}/data-providers/{{data_provider_id}}/sync"): None,
     ("GET", f"{P}/tables"): None,
     ("POST", f"{P}/tables"): {"json": TABLE},  # a fresh name per request, see below
@@ -114,7 +115,7 @@ def guarded_routes() -> list[tuple[str, str, Permission]]:
             ]
             assert len(guards) == 1, f"{route.path} must need exactly one permission"
             for method in route.methods:
-                found.append((method, route.path, guards[0]))
+                found.append((method, route.path_format, guards[0]))
     return found
 
 

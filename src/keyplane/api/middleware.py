@@ -46,7 +46,8 @@ class RequestContext:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            # The template without convertors ("/users/{external_id}", not "{…:path}").
+            route = getattr(scope.get("route"), "path_format", None) or "unmatched"
             error = state.get("error_code", "")
             key_id = state.get("key_id")
             if key_id is not None:  # authenticated: count it for the key's usage

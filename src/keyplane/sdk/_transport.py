@@ -3,9 +3,10 @@ sync and async clients."""
 
 from __future__ import annotations
 
+import enum
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote
 
 import httpx
@@ -112,4 +113,29 @@ def clean(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if v is not None}
 
 
-__all__ = ["Config", "RateLimitExceeded", "check", "clean", "retry_wait", "should_retry"]
+class Unset(enum.Enum):
+    """The default of a PATCH argument: leave the field as it is. It cannot be None, because
+    None is sent as JSON null, which clears the field (DESIGN §6 upserts and updates)."""
+
+    UNSET = "UNSET"
+
+
+UNSET: Final = Unset.UNSET
+
+
+def given(fields: dict[str, Any]) -> dict[str, Any]:
+    """A PATCH body of the arguments the caller passed, None included (as null)."""
+    return {k: v for k, v in fields.items() if v is not UNSET}
+
+
+__all__ = [
+    "UNSET",
+    "Config",
+    "RateLimitExceeded",
+    "Unset",
+    "check",
+    "clean",
+    "given",
+    "retry_wait",
+    "should_retry",
+]

@@ -19,9 +19,9 @@ from typing import IO, Any, TypeVar
 import httpx
 
 from keyplane.sdk import models as m
-from keyplane.sdk._transport import Config, check, clean, should_retry
+from keyplane.sdk._transport import UNSET, Config, Unset, check, clean, given, should_retry
 from keyplane.sdk.client import day_text, upload_parts
-from keyplane.sdk.errors import ConnectionFailed
+from keyplane.sdk.errors import ConnectionFailed, SyncTimeout
 
 T = TypeVar("T")
 Parser = Callable[[dict[str, Any]], T]
@@ -108,12 +108,16 @@ class Conversations(_Resource):
 
 
 class Users(_Resource):
-    async def list(self, *, limit: int = 20, cursor: str | None = None) -> m.Page[m.EndUser]:
-        params = {"limit": limit, "cursor": cursor}
+    async def list(
+        self, *, limit: int = 20, cursor: str | None = None, email: str | None = None
+    ) -> m.Page[m.EndUser]:
+        """Newest first; `email` keeps the users with that address."""
+        params = {"limit": limit, "cursor": cursor, "email": email}
         return await self._page(self._c.path("users"), m.EndUser.from_json, params)
 
-    def iter(self, *, page_size: int = 100) -> AsyncIterator[m.EndUser]:
-        return self._iter(self._c.path("users"), m.EndUser.from_json, {"limit": page_size})
+    def iter(self, *, email: str | None = None, page_size: int = 100) -> AsyncIterator[m.EndUser]:
+        params = {"limit": page_size, "email": email}
+        return self._iter(self._c.path("users"), m.EndUser.from_json, params)
 
     async def get(self, external_id: str) -> m.EndUser:
         return m.EndUser.from_json(await self._json("GET", self._c.path("users", external_id)))
@@ -122,14 +126,16 @@ class Users(_Resource):
         self,
         external_id: str,
         *,
-        first_name: str | None = None,
-        last_name: str | None = None,
-        email: str | None = None,
-        locale: str | None = None,
-        external_attributes: dict[str, Any] | None = None,
+        first_name: str | Unset | None = UNSET,
+        last_name: str | Unset | None = UNSET,
+        email: str | Unset | None = UNSET,
+        locale: str | Unset | None = UNSET,
+        external_attributes: dict[str, Any] | Unset | None = UNSET,
     ) -> m.EndUser:
-        """Creates or updates; external_attributes are merged into the stored ones."""
-        body = clean(
+        """Creates the user or updates the fields passed; None clears a field.
+        external_attributes are merged into the stored ones (a None value inside removes
+        that attribute)."""
+        body = given(
             {
                 "first_name": first_name,
                 "last_name": last_name,
@@ -145,23 +151,38 @@ class Users(_Resource):
 
 
 class Snippets(_Resource):
-    async def list(self, *, limit: int = 20, cursor: str | None = None) -> m.Page[m.Snippet]:
-        params = {"limit": limit, "cursor": cursor}
+    async def list(
+        self, *, limit: int = 20, cursor: str | None = None, data_provider_id: int | None = None
+    ) -> m.Page[m.Snippet]:
+        """Newest first; `data_provider_id` keeps the ones that provider's syncs made."""
+        params = {"limit": limit, "cursor": cursor, "data_provider_id": data_provider_id}
         return await self._page(self._c.path("snippets"), m.Snippet.from_json, params)
 
-    def iter(self, *, page_size: int = 100) -> AsyncIterator[m.Snippet]:
-        return self._iter(self._c.path("snippets"), m.Snippet.from_json, {"limit": page_size})
+    def iter(
+        self, *, data_provider_id: int | None = None, page_size: int = 100
+    ) -> AsyncIterator[m.Snippet]:
+        params = {"limit": page_size, "data_provider_id": data_provider_id}
+        return self._iter(self._c.path("snippets"), m.Snippet.from_json, params)
 
     async def get(self, snippet_id: int) -> m.Snippet:
         return m.Snippet.from_json(await self._json("GET", self._c.path("snippets", snippet_id)))
 
-    async def create(self, **fields: Any) -> m.Snippet:
-        """Fields as DESIGN §6 names them, e.g. title=, content=, url=."""
-        return m.Snippet.from_json(await self._json("POST", self._c.path("snippets"), json=fields))
+    async def create(self, *, title: str, content: str, url: str | None = None) -> m.Snippet:
+        body = clean({"title": title, "content": content, "url": url})
+        return m.Snippet.from_json(await self._json("POST", self._c.path("snippets"), json=body))
 
-    async def update(self, snippet_id: int, **fields: Any) -> m.Snippet:
+    async def update(
+        self,
+        snippet_id: int,
+        *,
+        title: str | Unset = UNSET,
+        content: str | Unset = UNSET,
+        url: str | Unset | None = UNSET,
+    ) -> m.Snippet:
+        """Changes the fields passed; url=None removes the URL."""
+        body = given({"title": title, "content": content, "url": url})
         path = self._c.path("snippets", snippet_id)
-        return m.Snippet.from_json(await self._json("PATCH", path, json=fields))
+        return m.Snippet.from_json(await self._json("PATCH", path, json=body))
 
     async def delete(self, snippet_id: int) -> None:
         await self._c.request("DELETE", self._c.path("snippets", snippet_id))
@@ -177,13 +198,41 @@ class DataProviders(_Resource):
         return self._iter(path, m.DataProvider.from_json, {"limit": page_size})
 
     async def create(self, *, name: str, type: str, config: dict[str, Any]) -> m.DataProvider:
+        """type "directory" with config {"path": "/abs/dir"} (a directory the server may read:
+        KEYPLANE_DATA_PROVIDER_ROOTS), or "urls" with config {"urls": [...]}."""
         body = {"name": name, "type": type, "config": config}
         path = self._c.path("data-providers")
         return m.DataProvider.from_json(await self._json("POST", path, json=body))
 
-    async def sync(self, data_provider_id: int) -> dict[str, Any]:
-        """Starts a sync (202); returns the server's description of the job."""
-        return await self._json("POST", self._c.path("data-providers", data_provider_id, "sync"))
+    async def get(self, data_provider_id: int) -> m.DataProvider:
+        """The provider with its latest sync's status and counts."""
+        path = self._c.path("data-providers", data_provider_id)
+        return m.DataProvider.from_json(await self._json("GET", path))
+
+    async def sync(self, data_provider_id: int) -> m.DataProvider:
+        """Starts a sync in the background (202) and returns the provider, its
+        `sync.status` pending or running; a sync already under way is joined."""
+        path = self._c.path("data-providers", data_provider_id, "sync")
+        return m.DataProvider.from_json(await self._json("POST", path))
+
+    async def wait_for_sync(
+        self,
+        data_provider_id: int,
+        *,
+        timeout: float = 60.0,  # noqa: ASYNC109 (the same signature as Client.wait_for_sync)
+        interval: float = 0.5,
+    ) -> m.DataProvider:
+        """Polls until the provider's sync is no longer pending or running and returns the
+        provider (check `.sync.status`: succeeded or failed); SyncTimeout after `timeout`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            provider = await self.get(data_provider_id)
+            if provider.sync.done:
+                return provider
+            if loop.time() >= deadline:
+                raise SyncTimeout(data_provider_id, provider.sync.status, timeout)
+            await asyncio.sleep(interval)
 
 
 class Tables(_Resource):
@@ -263,18 +312,26 @@ class Files(_Resource):
 
 
 class Labels(_Resource):
-    async def list(self) -> list[m.Label]:
-        body = await self._json("GET", self._c.path("labels"))
-        return [m.Label.from_json(d) for d in body.get("data", [])]
+    async def list(self, *, limit: int = 20, cursor: str | None = None) -> m.Page[m.Label]:
+        """Oldest first."""
+        params = {"limit": limit, "cursor": cursor}
+        return await self._page(self._c.path("labels"), m.Label.from_json, params)
 
-    async def upsert(self, name: str) -> m.Label:
-        """Creates the label or returns the existing one, matching names case-insensitively."""
-        return m.Label.from_json(await self._json("PUT", self._c.path("labels", name)))
+    def iter(self, *, page_size: int = 100) -> AsyncIterator[m.Label]:
+        return self._iter(self._c.path("labels"), m.Label.from_json, {"limit": page_size})
+
+    async def upsert(self, name: str, *, description: str | None = None) -> m.Label:
+        """Creates the label or returns the existing one, matching names case-insensitively
+        (the first spelling stays); sets the description when one is given."""
+        body = None if description is None else {"description": description}
+        path = self._c.path("labels", name)
+        return m.Label.from_json(await self._json("PUT", path, json=body))
 
 
 class Topics(_Resource):
-    async def list(self) -> list[m.Topic]:
-        body = await self._json("GET", self._c.path("topics"))
+    async def list(self, *, limit: int = 20) -> builtins.list[m.Topic]:
+        """The most frequent first; topics come on one page of at most `limit` (≤ 100)."""
+        body = await self._json("GET", self._c.path("topics"), params={"limit": limit})
         return [m.Topic.from_json(d) for d in body.get("data", [])]
 
 

@@ -19,8 +19,8 @@ from typing import IO, Any, TypeVar
 import httpx
 
 from keyplane.sdk import models as m
-from keyplane.sdk._transport import Config, check, clean, should_retry
-from keyplane.sdk.errors import ConnectionFailed
+from keyplane.sdk._transport import UNSET, Config, Unset, check, clean, given, should_retry
+from keyplane.sdk.errors import ConnectionFailed, SyncTimeout
 
 T = TypeVar("T")
 Parser = Callable[[dict[str, Any]], T]
@@ -120,12 +120,16 @@ class Conversations(_Resource):
 
 
 class Users(_Resource):
-    def list(self, *, limit: int = 20, cursor: str | None = None) -> m.Page[m.EndUser]:
-        params = {"limit": limit, "cursor": cursor}
+    def list(
+        self, *, limit: int = 20, cursor: str | None = None, email: str | None = None
+    ) -> m.Page[m.EndUser]:
+        """Newest first; `email` keeps the users with that address."""
+        params = {"limit": limit, "cursor": cursor, "email": email}
         return self._page(self._c.path("users"), m.EndUser.from_json, params)
 
-    def iter(self, *, page_size: int = 100) -> Iterator[m.EndUser]:
-        return self._iter(self._c.path("users"), m.EndUser.from_json, {"limit": page_size})
+    def iter(self, *, email: str | None = None, page_size: int = 100) -> Iterator[m.EndUser]:
+        params = {"limit": page_size, "email": email}
+        return self._iter(self._c.path("users"), m.EndUser.from_json, params)
 
     def get(self, external_id: str) -> m.EndUser:
         return m.EndUser.from_json(self._json("GET", self._c.path("users", external_id)))
@@ -134,14 +138,16 @@ class Users(_Resource):
         self,
         external_id: str,
         *,
-        first_name: str | None = None,
-        last_name: str | None = None,
-        email: str | None = None,
-        locale: str | None = None,
-        external_attributes: dict[str, Any] | None = None,
+        first_name: str | Unset | None = UNSET,
+        last_name: str | Unset | None = UNSET,
+        email: str | Unset | None = UNSET,
+        locale: str | Unset | None = UNSET,
+        external_attributes: dict[str, Any] | Unset | None = UNSET,
     ) -> m.EndUser:
-        """Creates or updates; external_attributes are merged into the stored ones."""
-        body = clean(
+        """Creates the user or updates the fields passed; None clears a field.
+        external_attributes are merged into the stored ones (a None value inside removes
+        that attribute)."""
+        body = given(
             {
                 "first_name": first_name,
                 "last_name": last_name,
@@ -157,23 +163,38 @@ class Users(_Resource):
 
 
 class Snippets(_Resource):
-    def list(self, *, limit: int = 20, cursor: str | None = None) -> m.Page[m.Snippet]:
-        params = {"limit": limit, "cursor": cursor}
+    def list(
+        self, *, limit: int = 20, cursor: str | None = None, data_provider_id: int | None = None
+    ) -> m.Page[m.Snippet]:
+        """Newest first; `data_provider_id` keeps the ones that provider's syncs made."""
+        params = {"limit": limit, "cursor": cursor, "data_provider_id": data_provider_id}
         return self._page(self._c.path("snippets"), m.Snippet.from_json, params)
 
-    def iter(self, *, page_size: int = 100) -> Iterator[m.Snippet]:
-        return self._iter(self._c.path("snippets"), m.Snippet.from_json, {"limit": page_size})
+    def iter(
+        self, *, data_provider_id: int | None = None, page_size: int = 100
+    ) -> Iterator[m.Snippet]:
+        params = {"limit": page_size, "data_provider_id": data_provider_id}
+        return self._iter(self._c.path("snippets"), m.Snippet.from_json, params)
 
     def get(self, snippet_id: int) -> m.Snippet:
         return m.Snippet.from_json(self._json("GET", self._c.path("snippets", snippet_id)))
 
-    def create(self, **fields: Any) -> m.Snippet:
-        """Fields as DESIGN §6 names them, e.g. title=, content=, url=."""
-        return m.Snippet.from_json(self._json("POST", self._c.path("snippets"), json=fields))
+    def create(self, *, title: str, content: str, url: str | None = None) -> m.Snippet:
+        body = clean({"title": title, "content": content, "url": url})
+        return m.Snippet.from_json(self._json("POST", self._c.path("snippets"), json=body))
 
-    def update(self, snippet_id: int, **fields: Any) -> m.Snippet:
+    def update(
+        self,
+        snippet_id: int,
+        *,
+        title: str | Unset = UNSET,
+        content: str | Unset = UNSET,
+        url: str | Unset | None = UNSET,
+    ) -> m.Snippet:
+        """Changes the fields passed; url=None removes the URL."""
+        body = given({"title": title, "content": content, "url": url})
         path = self._c.path("snippets", snippet_id)
-        return m.Snippet.from_json(self._json("PATCH", path, json=fields))
+        return m.Snippet.from_json(self._json("PATCH", path, json=body))
 
     def delete(self, snippet_id: int) -> None:
         self._c.request("DELETE", self._c.path("snippets", snippet_id))
@@ -189,13 +210,36 @@ class DataProviders(_Resource):
         return self._iter(path, m.DataProvider.from_json, {"limit": page_size})
 
     def create(self, *, name: str, type: str, config: dict[str, Any]) -> m.DataProvider:
+        """type "directory" with config {"path": "/abs/dir"} (a directory the server may read:
+        KEYPLANE_DATA_PROVIDER_ROOTS), or "urls" with config {"urls": [...]}."""
         body = {"name": name, "type": type, "config": config}
         path = self._c.path("data-providers")
         return m.DataProvider.from_json(self._json("POST", path, json=body))
 
-    def sync(self, data_provider_id: int) -> dict[str, Any]:
-        """Starts a sync (202); returns the server's description of the job."""
-        return self._json("POST", self._c.path("data-providers", data_provider_id, "sync"))
+    def get(self, data_provider_id: int) -> m.DataProvider:
+        """The provider with its latest sync's status and counts."""
+        path = self._c.path("data-providers", data_provider_id)
+        return m.DataProvider.from_json(self._json("GET", path))
+
+    def sync(self, data_provider_id: int) -> m.DataProvider:
+        """Starts a sync in the background (202) and returns the provider, its
+        `sync.status` pending or running; a sync already under way is joined."""
+        path = self._c.path("data-providers", data_provider_id, "sync")
+        return m.DataProvider.from_json(self._json("POST", path))
+
+    def wait_for_sync(
+        self, data_provider_id: int, *, timeout: float = 60.0, interval: float = 0.5
+    ) -> m.DataProvider:
+        """Polls until the provider's sync is no longer pending or running and returns the
+        provider (check `.sync.status`: succeeded or failed); SyncTimeout after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            provider = self.get(data_provider_id)
+            if provider.sync.done:
+                return provider
+            if time.monotonic() >= deadline:
+                raise SyncTimeout(data_provider_id, provider.sync.status, timeout)
+            time.sleep(interval)
 
 
 class Tables(_Resource):
@@ -275,18 +319,25 @@ class Files(_Resource):
 
 
 class Labels(_Resource):
-    def list(self) -> list[m.Label]:
-        body = self._json("GET", self._c.path("labels"))
-        return [m.Label.from_json(d) for d in body.get("data", [])]
+    def list(self, *, limit: int = 20, cursor: str | None = None) -> m.Page[m.Label]:
+        """Oldest first."""
+        params = {"limit": limit, "cursor": cursor}
+        return self._page(self._c.path("labels"), m.Label.from_json, params)
 
-    def upsert(self, name: str) -> m.Label:
-        """Creates the label or returns the existing one, matching names case-insensitively."""
-        return m.Label.from_json(self._json("PUT", self._c.path("labels", name)))
+    def iter(self, *, page_size: int = 100) -> Iterator[m.Label]:
+        return self._iter(self._c.path("labels"), m.Label.from_json, {"limit": page_size})
+
+    def upsert(self, name: str, *, description: str | None = None) -> m.Label:
+        """Creates the label or returns the existing one, matching names case-insensitively
+        (the first spelling stays); sets the description when one is given."""
+        body = None if description is None else {"description": description}
+        return m.Label.from_json(self._json("PUT", self._c.path("labels", name), json=body))
 
 
 class Topics(_Resource):
-    def list(self) -> list[m.Topic]:
-        body = self._json("GET", self._c.path("topics"))
+    def list(self, *, limit: int = 20) -> builtins.list[m.Topic]:
+        """The most frequent first; topics come on one page of at most `limit` (≤ 100)."""
+        body = self._json("GET", self._c.path("topics"), params={"limit": limit})
         return [m.Topic.from_json(d) for d in body.get("data", [])]
 
 

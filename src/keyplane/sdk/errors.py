@@ -39,6 +39,20 @@ class ServerError(KeyplaneError):
     code = "internal_error"
 
 
+class SyncTimeout(KeyplaneError):
+    """`wait_for_sync` gave up: the data provider's sync was still pending or running. The
+    sync goes on on the server; wait again or look at the provider later."""
+
+    code = "sync_timeout"
+
+    def __init__(self, data_provider_id: int, status: str, timeout: float) -> None:
+        super().__init__(
+            f"Data provider {data_provider_id}'s sync was still {status} after {timeout:g} s."
+        )
+        self.data_provider_id = data_provider_id
+        self.sync_status = status
+
+
 # --- 401 -------------------------------------------------------------------------------------
 class AuthenticationError(KeyplaneError):
     code = "authentication_error"

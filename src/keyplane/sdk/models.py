@@ -113,8 +113,30 @@ class Snippet(Model):
     title: str | None = None
     content: str | None = None
     url: str | None = None
+    data_provider_id: int | None = None  # set when a data provider's sync made it
+    source: str | None = None  # the file or URL of that data provider
     created_at: str | None = None
     updated_at: str | None = None
+
+
+@dataclass
+class SyncStatus(Model):
+    """A data provider's latest sync. `status`: idle (never synced), pending, running,
+    succeeded or failed."""
+
+    status: str = "idle"
+    snippets_created: int = 0
+    snippets_updated: int = 0
+    snippets_removed: int = 0
+    last_error: str | None = None
+    requested_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once no sync is waiting or running (idle, succeeded or failed)."""
+        return self.status not in ("pending", "running")
 
 
 @dataclass
@@ -123,8 +145,20 @@ class DataProvider(Model):
     name: str = ""
     type: str = ""
     config: dict[str, Any] = field(default_factory=dict)
-    status: str | None = None
+    sync: SyncStatus = field(default_factory=SyncStatus)
     created_at: str | None = None
+    updated_at: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DataProvider:
+        made = super().from_json(data)
+        made.sync = SyncStatus.from_json(data.get("sync") or {})
+        return made
+
+    @property
+    def status(self) -> str:
+        """The latest sync's status (same as `.sync.status`)."""
+        return self.sync.status
 
 
 @dataclass
@@ -168,16 +202,24 @@ class File(Model):
 
 @dataclass
 class Label(Model):
-    name: str = ""
-    id: int | None = None
+    id: int = 0
+    name: str = ""  # the spelling the label was first created with
+    description: str | None = None
     created_at: str | None = None
+    updated_at: str | None = None
 
 
 @dataclass
 class Topic(Model):
+    """What conversations are about: a label on them (kind "label") or a word recurring in
+    their opening messages (kind "term"), with how many conversations."""
+
     name: str = ""
-    id: int | None = None
-    conversations: int | None = None
+    kind: str = ""
+    conversations: int = 0
+    resolved: int = 0
+    unresolved: int = 0
+    conversation_ids: list[int] = field(default_factory=list)
 
 
 @dataclass

@@ -36,6 +36,21 @@ async def list_data_providers(
     return {"data": items, "next_cursor": encode_cursor(last)}
 
 
+@router.get(
+    "/{data_provider_id}", response_model=DataProviderOut, responses=errors_doc(401, 403, 404)
+)
+async def get_data_provider(
+    project_id: ProjectId,
+    data_provider_id: ProviderId,
+    rt: RuntimeDep,
+    principal: Principal = require(Permission.KNOWLEDGE_READ),
+) -> dict[str, Any]:
+    """One provider with its latest sync's status and counts: what a script that started a
+    sync polls until `sync.status` is succeeded or failed."""
+    async with rt.sessions() as db:
+        return await data_providers.get(db, project_id, principal.mode, data_provider_id)
+
+
 @router.post(
     "", status_code=201, response_model=DataProviderOut, responses=errors_doc(401, 403, 422)
 )
@@ -73,8 +88,8 @@ async def sync_data_provider(
 ) -> dict[str, Any]:
     """Start a sync in the background (202): the provider's snippets are made to match its
     source — new files or URLs become snippets, changed ones are updated, vanished ones
-    removed. Poll GET /data-providers for `sync.status`. While a sync is pending or running, a
-    new request joins it instead of starting another."""
+    removed. Poll GET /data-providers/{id} for `sync.status`. While a sync is pending or
+    running, a new request joins it instead of starting another."""
     async with rt.transaction() as db:
         provider, start = await data_providers.request_sync(
             db, project_id, principal.mode, data_provider_id

@@ -17,6 +17,8 @@ from keyplane.services.auth import Principal
 
 router = APIRouter(prefix="/v1/projects/{project_id}/users", tags=["users"])
 
+# `:path`: an external id may hold "/" (CRM ids like "acct/42"; POST /conversations takes any
+# user_id), sent escaped as %2F, which the server decodes before routing.
 ExternalId = Annotated[
     str,
     Path(min_length=1, max_length=200, description="Your id for the user"),
@@ -41,7 +43,9 @@ async def list_users(
     return {"data": items, "next_cursor": encode_cursor(last)}
 
 
-@router.get("/{external_id}", response_model=EndUserOut, responses=errors_doc(401, 403, 404, 422))
+@router.get(
+    "/{external_id:path}", response_model=EndUserOut, responses=errors_doc(401, 403, 404, 422)
+)
 async def get_user(
     project_id: ProjectId,
     external_id: ExternalId,
@@ -53,7 +57,7 @@ async def get_user(
 
 
 @router.patch(
-    "/{external_id}",
+    "/{external_id:path}",
     response_model=EndUserOut,
     responses={201: {"model": EndUserOut, "description": "Created"}, **errors_doc(401, 403, 422)},
 )
