@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyplane.adapters.sql.models import Alert, AuditEvent
+from keyplane.adapters.sql.paging import keyset_page
 from keyplane.adapters.sql.repositories import iso, utcnow
 from keyplane.domain.errors import NotFound
 from keyplane.services import webhooks
@@ -118,20 +119,19 @@ async def list_alerts(
     """Newest first; returns the page and the id to continue before (None at the end).
     `project_id` None is the operator's view: every alert, including those about an address
     rather than a key (failed-authentication bursts with unknown keys)."""
-    query = select(Alert).order_by(Alert.id.desc()).limit(limit + 1)
+    query = select(Alert)
     if project_id is not None:
         query = query.where(Alert.project_id == project_id)
-    if before_id is not None:
-        query = query.where(Alert.id < before_id)
     if unacknowledged:
         query = query.where(Alert.acknowledged_at.is_(None))
     if acknowledged:
         query = query.where(Alert.acknowledged_at.is_not(None))
     if key_id is not None:
         query = query.where(Alert.key_id == key_id)
-    rows = list((await db.scalars(query)).all())
-    more = len(rows) > limit
-    return [describe(r) for r in rows[:limit]], (rows[limit - 1].id if more else None)
+    rows, last = await keyset_page(
+        db, query, Alert.id, limit=limit, after_id=before_id, newest_first=True
+    )
+    return [describe(r) for r in rows], last
 
 
 async def open_counts(db: AsyncSession, project_ids: list[int]) -> dict[int, int]:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyplane.adapters.sql.models import ApiKey, AuditEvent, KeyUsageHourly, User
+from keyplane.adapters.sql.paging import keyset_page
 from keyplane.adapters.sql.repositories import aware, iso, utcnow
 from keyplane.domain.keys import ROTATION_DAYS, KeyLabel
 from keyplane.domain.permissions import Permission, closure
@@ -51,14 +52,7 @@ async def events(
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Newest first; returns the page and the id to continue before (None at the end).
     `involving` is a key the event is about or that acted (a user key managing keys)."""
-    query = (
-        select(AuditEvent)
-        .where(AuditEvent.project_id == project_id)
-        .order_by(AuditEvent.id.desc())
-        .limit(limit + 1)
-    )
-    if before_id is not None:
-        query = query.where(AuditEvent.id < before_id)
+    query = select(AuditEvent).where(AuditEvent.project_id == project_id)
     if action is not None:
         query = query.where(AuditEvent.action == action)
     if key_id is not None:
@@ -67,9 +61,10 @@ async def events(
         query = query.where(
             (AuditEvent.key_id == involving) | (AuditEvent.actor_key_id == involving)
         )
-    rows = list((await db.scalars(query)).all())
-    more = len(rows) > limit
-    return [describe(r) for r in rows[:limit]], (rows[limit - 1].id if more else None)
+    rows, last = await keyset_page(
+        db, query, AuditEvent.id, limit=limit, after_id=before_id, newest_first=True
+    )
+    return [describe(r) for r in rows], last
 
 
 def descriptive(name: str) -> bool:

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keyplane.adapters.sql.models import DataProvider, Snippet
+from keyplane.adapters.sql.paging import keyset_page
 from keyplane.adapters.sql.repositories import aware, iso, utcnow
 from keyplane.domain.errors import NotFound, ValidationFailed
 from keyplane.domain.keyformat import Mode
@@ -114,17 +115,13 @@ async def get(db: AsyncSession, project_id: int, mode: Mode, provider_id: int) -
 async def page(
     db: AsyncSession, project_id: int, mode: Mode, *, limit: int, after_id: int | None
 ) -> tuple[list[dict[str, Any]], int | None]:
-    query = (
-        select(DataProvider)
-        .where(DataProvider.project_id == project_id, DataProvider.mode == mode)
-        .order_by(DataProvider.id)
-        .limit(limit + 1)
+    query = select(DataProvider).where(
+        DataProvider.project_id == project_id, DataProvider.mode == mode
     )
-    if after_id is not None:
-        query = query.where(DataProvider.id > after_id)
-    rows = list((await db.scalars(query)).all())
-    more = len(rows) > limit
-    return [describe(r) for r in rows[:limit]], (rows[limit - 1].id if more else None)
+    rows, last = await keyset_page(
+        db, query, DataProvider.id, limit=limit, after_id=after_id, newest_first=False
+    )
+    return [describe(r) for r in rows], last
 
 
 async def request_sync(

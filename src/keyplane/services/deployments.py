@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyplane.adapters.sql.models import Deployment
+from keyplane.adapters.sql.paging import keyset_page
 from keyplane.adapters.sql.repositories import iso, utcnow
 from keyplane.domain.keyformat import Mode
 
@@ -56,14 +57,8 @@ async def create(
 async def page(
     db: AsyncSession, project_id: int, mode: Mode, *, limit: int, after_id: int | None
 ) -> tuple[list[dict[str, Any]], int | None]:
-    query = (
-        select(Deployment)
-        .where(Deployment.project_id == project_id, Deployment.mode == mode)
-        .order_by(Deployment.id)
-        .limit(limit + 1)
+    query = select(Deployment).where(Deployment.project_id == project_id, Deployment.mode == mode)
+    found, last = await keyset_page(
+        db, query, Deployment.id, limit=limit, after_id=after_id, newest_first=False
     )
-    if after_id is not None:
-        query = query.where(Deployment.id > after_id)
-    found = list((await db.scalars(query)).all())
-    more = len(found) > limit
-    return [describe(d) for d in found[:limit]], (found[limit - 1].id if more else None)
+    return [describe(d) for d in found], last

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyplane.adapters.sql.models import EndUser
+from keyplane.adapters.sql.paging import keyset_page
 from keyplane.adapters.sql.repositories import iso, utcnow
 from keyplane.domain.errors import NotFound
 from keyplane.domain.keyformat import Mode
@@ -100,16 +101,10 @@ async def page(
     email: str | None = None,
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Newest first."""
-    query = (
-        select(EndUser)
-        .where(EndUser.project_id == project_id, EndUser.mode == mode)
-        .order_by(EndUser.id.desc())
-        .limit(limit + 1)
-    )
-    if after_id is not None:
-        query = query.where(EndUser.id < after_id)
+    query = select(EndUser).where(EndUser.project_id == project_id, EndUser.mode == mode)
     if email is not None:
         query = query.where(EndUser.email == email)
-    rows = list((await db.scalars(query)).all())
-    more = len(rows) > limit
-    return [describe(r) for r in rows[:limit]], (rows[limit - 1].id if more else None)
+    rows, last = await keyset_page(
+        db, query, EndUser.id, limit=limit, after_id=after_id, newest_first=True
+    )
+    return [describe(r) for r in rows], last

@@ -14,6 +14,7 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyplane.adapters.sql.models import StoredFile
+from keyplane.adapters.sql.paging import keyset_page
 from keyplane.adapters.sql.repositories import iso, utcnow
 from keyplane.domain import filetypes
 from keyplane.domain.errors import NotFound, PayloadTooLarge, ValidationFailed
@@ -105,17 +106,11 @@ async def upload(
 async def page(
     db: AsyncSession, project_id: int, mode: Mode, *, limit: int, after_id: int | None
 ) -> tuple[list[dict[str, Any]], int | None]:
-    query = (
-        select(StoredFile)
-        .where(StoredFile.project_id == project_id, StoredFile.mode == mode)
-        .order_by(StoredFile.id.desc())
-        .limit(limit + 1)
+    query = select(StoredFile).where(StoredFile.project_id == project_id, StoredFile.mode == mode)
+    found, last = await keyset_page(
+        db, query, StoredFile.id, limit=limit, after_id=after_id, newest_first=True
     )
-    if after_id is not None:
-        query = query.where(StoredFile.id < after_id)
-    found = list((await db.scalars(query)).all())
-    more = len(found) > limit
-    return [describe(f) for f in found[:limit]], (found[limit - 1].id if more else None)
+    return [describe(f) for f in found], last
 
 
 async def get(db: AsyncSession, project_id: int, mode: Mode, file_id: int) -> StoredFile:

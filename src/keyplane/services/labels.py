@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyplane.adapters.sql.models import Label
+from keyplane.adapters.sql.paging import keyset_page
 from keyplane.adapters.sql.repositories import iso, utcnow
 from keyplane.domain.keyformat import Mode
 
@@ -81,14 +82,8 @@ async def upsert(
 async def page(
     db: AsyncSession, project_id: int, mode: Mode, *, limit: int, after_id: int | None
 ) -> tuple[list[dict[str, Any]], int | None]:
-    query = (
-        select(Label)
-        .where(Label.project_id == project_id, Label.mode == mode)
-        .order_by(Label.id)
-        .limit(limit + 1)
+    query = select(Label).where(Label.project_id == project_id, Label.mode == mode)
+    rows, last = await keyset_page(
+        db, query, Label.id, limit=limit, after_id=after_id, newest_first=False
     )
-    if after_id is not None:
-        query = query.where(Label.id > after_id)
-    rows = list((await db.scalars(query)).all())
-    more = len(rows) > limit
-    return [describe(r) for r in rows[:limit]], (rows[limit - 1].id if more else None)
+    return [describe(r) for r in rows], last

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyplane.adapters.sql.models import Snippet
+from keyplane.adapters.sql.paging import keyset_page
 from keyplane.adapters.sql.repositories import iso, utcnow
 from keyplane.domain.errors import NotFound
 from keyplane.domain.keyformat import Mode
@@ -91,16 +92,10 @@ async def page(
     provider_id: int | None = None,
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Newest first."""
-    query = (
-        select(Snippet)
-        .where(Snippet.project_id == project_id, Snippet.mode == mode)
-        .order_by(Snippet.id.desc())
-        .limit(limit + 1)
-    )
-    if after_id is not None:
-        query = query.where(Snippet.id < after_id)
+    query = select(Snippet).where(Snippet.project_id == project_id, Snippet.mode == mode)
     if provider_id is not None:
         query = query.where(Snippet.provider_id == provider_id)
-    rows = list((await db.scalars(query)).all())
-    more = len(rows) > limit
-    return [describe(r) for r in rows[:limit]], (rows[limit - 1].id if more else None)
+    rows, last = await keyset_page(
+        db, query, Snippet.id, limit=limit, after_id=after_id, newest_first=True
+    )
+    return [describe(r) for r in rows], last

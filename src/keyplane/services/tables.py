@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyplane.adapters.sql.models import DataTable, TableRow
+from keyplane.adapters.sql.paging import keyset_page
 from keyplane.adapters.sql.repositories import iso, utcnow
 from keyplane.domain.errors import Conflict, NotFound, ValidationFailed
 from keyplane.domain.keyformat import Mode
@@ -64,17 +65,11 @@ async def create(
 async def page(
     db: AsyncSession, project_id: int, mode: Mode, *, limit: int, after_id: int | None
 ) -> tuple[list[dict[str, Any]], int | None]:
-    query = (
-        select(DataTable)
-        .where(DataTable.project_id == project_id, DataTable.mode == mode)
-        .order_by(DataTable.id)
-        .limit(limit + 1)
+    query = select(DataTable).where(DataTable.project_id == project_id, DataTable.mode == mode)
+    tables, last = await keyset_page(
+        db, query, DataTable.id, limit=limit, after_id=after_id, newest_first=False
     )
-    if after_id is not None:
-        query = query.where(DataTable.id > after_id)
-    tables = list((await db.scalars(query)).all())
-    more = len(tables) > limit
-    return [describe(t) for t in tables[:limit]], (tables[limit - 1].id if more else None)
+    return [describe(t) for t in tables], last
 
 
 async def get_table(db: AsyncSession, project_id: int, mode: Mode, table_id: int) -> DataTable:
@@ -100,11 +95,7 @@ async def rows(
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Oldest first; the filter `column:value` is an equality test run in SQL."""
     table = await get_table(db, project_id, mode, table_id)
-    query = (
-        select(TableRow).where(TableRow.table_id == table.id).order_by(TableRow.id).limit(limit + 1)
-    )
-    if after_id is not None:
-        query = query.where(TableRow.id > after_id)
+    query = select(TableRow).where(TableRow.table_id == table.id)
     if filter_text is not None:
         name, kind, value = parse_filter(_columns(table), filter_text)
         cell = TableRow.values[name]
@@ -114,9 +105,10 @@ async def rows(
             query = query.where(cell.as_boolean() == value)
         else:
             query = query.where(cell.as_string() == value)
-    found = list((await db.scalars(query)).all())
-    more = len(found) > limit
-    return [describe_row(r) for r in found[:limit]], (found[limit - 1].id if more else None)
+    found, last = await keyset_page(
+        db, query, TableRow.id, limit=limit, after_id=after_id, newest_first=False
+    )
+    return [describe_row(r) for r in found], last
 
 
 async def add_row(

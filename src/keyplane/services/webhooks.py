@@ -13,6 +13,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyplane.adapters.sql.models import AuditEvent, Project, WebhookDelivery, WebhookEndpoint
+from keyplane.adapters.sql.paging import keyset_page
 from keyplane.adapters.sql.repositories import iso, utcnow
 from keyplane.domain.errors import NotFound, ValidationFailed
 from keyplane.services.crypto import Keyring
@@ -155,17 +156,11 @@ async def deliveries(
     db: AsyncSession, project_id: int, webhook_id: int, *, limit: int, before_id: int | None
 ) -> tuple[list[dict[str, Any]], int | None]:
     await get_endpoint(db, project_id, webhook_id)
-    query = (
-        select(WebhookDelivery)
-        .where(WebhookDelivery.endpoint_id == webhook_id)
-        .order_by(WebhookDelivery.id.desc())
-        .limit(limit + 1)
+    query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == webhook_id)
+    rows, last = await keyset_page(
+        db, query, WebhookDelivery.id, limit=limit, after_id=before_id, newest_first=True
     )
-    if before_id is not None:
-        query = query.where(WebhookDelivery.id < before_id)
-    rows = list((await db.scalars(query)).all())
-    more = len(rows) > limit
-    return [describe_delivery(r) for r in rows[:limit]], (rows[limit - 1].id if more else None)
+    return [describe_delivery(r) for r in rows], last
 
 
 async def enqueue(db: AsyncSession, project_id: int, event: str, data: dict[str, Any]) -> int:
