@@ -81,6 +81,8 @@ from itertools import cycle, repeat
 from pathlib import Path
 from typing import Any, cast
 
+from _common import load_average
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 BIN = Path(sys.executable).parent
@@ -865,10 +867,6 @@ def machine() -> dict[str, str]:
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "sqlite": sqlite3.sqlite_version,
     }
-
-
-def load_average() -> float:
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
 
 
 def fmt(value: float, digits: int = 1) -> str:

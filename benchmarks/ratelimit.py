@@ -72,6 +72,7 @@ from limits.aio.storage import RedisStorage
 from limits.storage import MemoryStorage
 from redis.asyncio import Redis
 
+from _common import Result, load_average, pin_to_one_core, unpin
 from keyplane.adapters.memory.ratelimit import MemoryRateLimiter
 from keyplane.adapters.redis.ratelimit import RedisRateLimiter
 from keyplane.domain.ratelimit import Limits, burst_capacity
@@ -97,40 +98,6 @@ TIGHT = Limits(per_minute=900, per_day=10**9)
 assert burst_capacity(TIGHT.per_minute) == HALF
 PEER_ROOMY = RateLimitItemPerMinute(10**6)
 PEER_TIGHT = RateLimitItemPerMinute(HALF)
-
-
-@dataclass(frozen=True)
-class Result:
-    name: str
-    iterations: int
-    seconds: float
-    best_batch_us: float  # the fastest batch's cost per operation: the least disturbed figure
-
-    @property
-    def per_op_us(self) -> float:
-        return self.seconds / self.iterations * 1e6
-
-    @property
-    def ops_per_second(self) -> float:
-        return self.iterations / self.seconds
-
-
-def pin_to_one_core() -> tuple[str, set[int] | None]:
-    """Pin this process to one CPU where the OS allows; say what happened, return the old set."""
-    if not hasattr(os, "sched_setaffinity"):
-        return "not pinned (no sched_setaffinity on this OS)", None
-    try:
-        before = os.sched_getaffinity(0)
-        cpu = min(before)
-        os.sched_setaffinity(0, {cpu})
-    except OSError as error:
-        return f"not pinned ({error})", None
-    return f"pinned to CPU {cpu}", before
-
-
-def unpin(before: set[int] | None) -> None:
-    if before is not None:
-        os.sched_setaffinity(0, before)
 
 
 Batch = Callable[[int], float]  # runs n operations, returns the seconds they took
@@ -558,7 +525,7 @@ def main() -> int:
         f"{version('redis')} (hiredis {'yes' if _has_hiredis() else 'no'}), Redis at "
         f"{args.redis_url}"
     )
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    load = load_average()
     if load > 0.5:
         print(
             f"warning: load average {load:.2f} -- other processes compete for the CPU, so "

@@ -38,8 +38,8 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from _common import Result, load_average, pin_to_one_core
 from keyplane.domain import keyformat
 from keyplane.domain.keyformat import Mode
 from keyplane.domain.keys import KeyKind, VerifiedKey
@@ -53,34 +53,6 @@ PROJECT_ID = 42
 ORG_ID = 7
 USER_ID = 11
 CLIENT_IP = "203.0.113.9"
-
-
-@dataclass(frozen=True)
-class Result:
-    name: str
-    iterations: int
-    seconds: float
-    best_batch_us: float  # the fastest batch's cost per operation: the least disturbed figure
-
-    @property
-    def per_op_us(self) -> float:
-        return self.seconds / self.iterations * 1e6
-
-    @property
-    def ops_per_second(self) -> float:
-        return self.iterations / self.seconds
-
-
-def pin_to_one_core() -> str:
-    """Pin this process to a single CPU where the OS supports it; say what happened."""
-    if not hasattr(os, "sched_setaffinity"):
-        return "not pinned (no sched_setaffinity on this OS)"
-    try:
-        cpu = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpu})
-    except OSError as error:
-        return f"not pinned ({error})"
-    return f"pinned to CPU {cpu}"
 
 
 def time_boxed(name: str, batch: Callable[[int], float], size: int, budget: float) -> Result:
@@ -262,13 +234,13 @@ def main() -> int:
     args = parser.parse_args()
     ours_budget, peer_budget = 3.0 * args.seconds, 4.0 * args.seconds
 
-    pinned = pin_to_one_core()
+    pinned, _ = pin_to_one_core()
     print(
         f"Python {platform.python_version()} ({platform.python_implementation()}) on "
         f"{platform.machine()}, {os.cpu_count()} CPUs, {pinned}; gc "
         f"{'enabled' if gc.isenabled() else 'disabled'}"
     )
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    load = load_average()
     if load > 0.5:
         print(
             f"warning: load average {load:.2f} -- other processes compete for the CPU, so "
