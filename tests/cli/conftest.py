@@ -9,7 +9,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from keyplane.cli.app import app
 from keyplane.runtime import Runtime
 from keyplane.services import passwords
 from keyplane.settings import Settings
-from tests.conftest import PASSWORD, TEST_SECRET, _truncate
+from tests.conftest import PASSWORD, TEST_SECRET, _truncate, free_port
 
 KEYPLANE = Path(sys.executable).parent / "keyplane"
 OWNER_EMAIL = "owner@example.com"
@@ -147,13 +146,6 @@ def probe(key: str, project_id: int) -> httpx.Response:
             await runtime.close()
 
     return asyncio.run(call())
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
