@@ -35,7 +35,7 @@ export interface ClientOptions {
   projectId?: number | string | undefined;
   /** Else KEYPLANE_BASE_URL, else BOTBRAINS_BASE_URL, else http://127.0.0.1:8000. */
   baseUrl?: string | undefined;
-  /** Milliseconds one attempt may take, body included (a stream: between chunks). 30 000. */
+  /** Milliseconds one attempt may take, body included (a stream: between chunks); 0: no limit. 30 000. */
   timeout?: number | undefined;
   /** How many times a 429 is retried before RateLimitError is thrown. 3, as in the guide. */
   maxRetries?: number | undefined;

@@ -11,7 +11,7 @@ import { before, test } from "node:test";
 
 import { KeyplaneClient, NotFoundError, type Conversation } from "@keyplane/sdk";
 
-import { createKey, createProject, world, type World } from "./support/keyplane.js";
+import { createKey, createProject, world, type World } from "./support/world.js";
 
 const PNG = Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, ...new Array<number>(32).fill(0)]);
 

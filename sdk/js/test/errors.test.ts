@@ -30,7 +30,7 @@ import {
   type RetryInfo,
 } from "@keyplane/sdk";
 
-import { createKey, freePort, world, type World } from "./support/keyplane.js";
+import { createKey, freePort, world, type World } from "./support/world.js";
 
 const unhandled: unknown[] = [];
 const record = (reason: unknown): void => void unhandled.push(reason);

@@ -10,7 +10,7 @@ import { before, test } from "node:test";
 
 import { BotBrainsClient } from "@keyplane/sdk";
 
-import { createKey, world } from "./support/keyplane.js";
+import { createKey, world } from "./support/world.js";
 
 let baseUrl: string;
 let projectId: string;

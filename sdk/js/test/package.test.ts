@@ -11,7 +11,7 @@ import { test } from "node:test";
 
 import * as esm from "@keyplane/sdk";
 
-import { packageVersion, world } from "./support/keyplane.js";
+import { packageVersion, world } from "./support/world.js";
 
 const require = createRequire(import.meta.url);
 const root = new URL("../../", import.meta.url);

@@ -158,46 +158,6 @@ export interface World {
   env: NodeJS.ProcessEnv;
 }
 
-export interface KeyOptions {
-  name?: string;
-  /** e.g. "60/min" (a per-key override below the plan's limit). */
-  rateLimit?: string;
-  project?: number;
-}
-
-/** A project key with exactly these permissions (and their implied ones), made with the CLI. */
-export async function createKey(world: World, permissions: string[], options: KeyOptions = {}): Promise<string> {
-  const args = ["keys", "create", "--project", String(options.project ?? world.projectId), "--name", options.name ?? "JS SDK test"];
-  for (const permission of permissions) args.push("-p", permission);
-  if (options.rateLimit) args.push("--rate-limit", options.rateLimit);
-  const key = await cliJson(world.env, ...args);
-  return String(key["secret"]);
-}
-
-/** A new project of the run's organization (for tests that need an empty one). */
-export async function createProject(world: World, name: string): Promise<number> {
-  const made = await cliJson(world.env, "projects", "create", "--org", String(world.orgId), "--name", name);
-  return Number(made["id"]);
-}
-
-let standalone: Promise<Keyplane> | undefined;
-
-/**
- * The run's server, as the runner (build/test/run.js) started it; a test file run on its own
- * (`node --test build/test/x.test.js`) starts one for itself, stopped when the file is done.
- */
-export async function world(): Promise<World> {
-  const given = process.env["KEYPLANE_JS_TEST"];
-  if (given) return JSON.parse(given) as World;
-  if (!standalone) {
-    standalone = startKeyplane();
-    const { after } = await import("node:test");
-    after(async () => (await standalone)?.stop());
-  }
-  const started = await standalone;
-  return { baseUrl: started.baseUrl, orgId: started.orgId, projectId: started.projectId, env: started.env };
-}
-
 export async function packageVersion(): Promise<string> {
   const text = await readFile(new URL("../../../package.json", import.meta.url), "utf8");
   return String((JSON.parse(text) as { version: string }).version);
