@@ -27,8 +27,11 @@ import {
   RequestTimeoutError,
   ServerError,
   ValidationError,
+  errorFromResponse,
+  retryAfterSeconds,
   type RetryInfo,
 } from "@keyplane/sdk";
+import * as sdk from "@keyplane/sdk";
 
 import { createKey, freePort, world, type World } from "./support/world.js";
 
@@ -118,8 +121,59 @@ test("each error code of DESIGN §4 is its own class; a 403 names the permission
   // The raw request escape hatch keeps the same decoding (here: no Authorization at all).
   const bare = await fetch(`${run.baseUrl}/v1/projects/${run.projectId}`);
   assert.equal(bare.status, 401);
-  const { errorFromResponse } = await import("@keyplane/sdk");
   assert.ok(errorFromResponse(bare.status, bare.statusText, await bare.text()) instanceof MissingAuthorizationError);
+});
+
+// DESIGN §4: status, code and the family a caller may catch instead.
+const TABLE: [number, string, string, string][] = [
+  [401, "missing_authorization", "MissingAuthorizationError", "AuthenticationError"],
+  [401, "malformed_authorization", "MalformedAuthorizationError", "AuthenticationError"],
+  [401, "malformed_api_key", "MalformedApiKeyError", "AuthenticationError"],
+  [401, "invalid_api_key", "InvalidApiKeyError", "AuthenticationError"],
+  [401, "api_key_revoked", "ApiKeyRevokedError", "AuthenticationError"],
+  [401, "api_key_expired", "ApiKeyExpiredError", "AuthenticationError"],
+  [401, "wrong_environment", "WrongEnvironmentError", "AuthenticationError"],
+  [403, "project_mismatch", "ProjectMismatchError", "PermissionError"],
+  [403, "insufficient_permissions", "InsufficientPermissionsError", "PermissionError"],
+  [403, "ip_not_allowed", "IpNotAllowedError", "PermissionError"],
+  [404, "not_found", "NotFoundError", "KeyplaneError"],
+  [422, "validation_error", "ValidationError", "KeyplaneError"],
+  [429, "rate_limit_exceeded", "RateLimitError", "KeyplaneError"],
+];
+
+test("every error code of DESIGN §4 decodes to its class, unknown codes to their status's family", () => {
+  for (const [status, code, name, family] of TABLE) {
+    const body = JSON.stringify({ error: code, message: "m", required: "table:write", retry_after: 23, details: [{ loc: ["query"], msg: "x" }] });
+    const error = errorFromResponse(status, "", body);
+    assert.equal(error.constructor.name, name);
+    assert.equal(error.name, name);
+    assert.equal(error.code, code);
+    assert.equal(error.status, status);
+    assert.equal(error.message, "m");
+    const exported = (sdk as unknown as Record<string, typeof KeyplaneError>)[family];
+    assert.ok(exported && error instanceof exported, `${name} is a ${family}`);
+  }
+  assert.equal((errorFromResponse(403, "", '{"error":"insufficient_permissions","message":"m","required":"x:y"}') as PermissionError).required, "x:y");
+  assert.equal((errorFromResponse(429, "", '{"error":"rate_limit_exceeded","message":"m","retry_after":23}') as RateLimitError).retryAfter, 23);
+  const newer = errorFromResponse(403, "", '{"error":"some_new_refusal","message":"m"}');
+  assert.ok(newer instanceof PermissionError);
+  assert.equal(newer.code, "some_new_refusal");
+  const down = errorFromResponse(503, "Service Unavailable", '{"error":"database_unavailable","message":"retry"}');
+  assert.ok(down instanceof ServerError);
+  assert.equal(down.code, "database_unavailable");
+  const html = errorFromResponse(500, "Internal Server Error", "<html>oops</html>");
+  assert.ok(html instanceof ServerError);
+  assert.equal(html.message, "HTTP 500");
+});
+
+test("the wait before a retry: Retry-After seconds or date, else the body's retry_after, else 2^attempt", () => {
+  assert.equal(retryAfterSeconds(new Headers({ "retry-after": "23" }), {}, 0), 23);
+  const inTen = new Date(Date.now() + 10_000).toUTCString();
+  const fromDate = retryAfterSeconds(new Headers({ "retry-after": inTen }), {}, 0);
+  assert.ok(fromDate > 8 && fromDate <= 10, String(fromDate));
+  assert.equal(retryAfterSeconds(new Headers(), { retry_after: 7 }, 0), 7);
+  assert.equal(retryAfterSeconds(new Headers(), {}, 0), 1);
+  assert.equal(retryAfterSeconds(new Headers({ "retry-after": "soon" }), null, 3), 8);
 });
 
 async function spendBurst(client: KeyplaneClient): Promise<RateLimitError> {
