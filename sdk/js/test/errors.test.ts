@@ -163,7 +163,8 @@ test("every error code of DESIGN §4 decodes to its class, unknown codes to thei
   assert.equal(down.code, "database_unavailable");
   const html = errorFromResponse(500, "Internal Server Error", "<html>oops</html>");
   assert.ok(html instanceof ServerError);
-  assert.equal(html.message, "HTTP 500");
+  assert.equal(html.message, "<html>oops</html>", "a body that is not JSON becomes the message (its start)");
+  assert.equal(errorFromResponse(502, "Bad Gateway", "").message, "Bad Gateway");
 });
 
 test("the wait before a retry: Retry-After seconds or date, else the body's retry_after, else 2^attempt", () => {
