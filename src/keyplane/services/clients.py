@@ -75,9 +75,7 @@ async def set_client(
 async def is_client(db: AsyncSession, org_id: int, user_id: int) -> bool:
     return bool(
         await db.scalar(
-            select(OrgMember.client).where(
-                OrgMember.org_id == org_id, OrgMember.user_id == user_id
-            )
+            select(OrgMember.client).where(OrgMember.org_id == org_id, OrgMember.user_id == user_id)
         )
     )
 
@@ -160,7 +158,9 @@ class ClientKey:
 class Client:
     user_id: int
     email: str
-    projects: list[tuple[int, str, tuple[str, ...]]] = field(default_factory=list)  # id, name, roles
+    projects: list[tuple[int, str, tuple[str, ...]]] = field(
+        default_factory=list
+    )  # id, name, roles
     keys: list[ClientKey] = field(default_factory=list)
 
 

@@ -229,8 +229,7 @@ async def change_role(
         # Any other role grants organization-wide sight (members, every project) that would
         # show a client the other clients.
         raise Conflict(
-            "Clients keep the o_member role; make them a regular member first to give another "
-            "role."
+            "Clients keep the o_member role; make them a regular member first to give another role."
         )
     if current == OrgRole.OWNER and role != OrgRole.OWNER and await _owners(db, org_id) <= 1:
         raise Conflict("An organization keeps at least one owner; make someone else owner first.")

@@ -266,7 +266,7 @@ async def remove(db: AsyncSession, org_id: int, actor_user_id: int | None = None
 async def password_refused_by(db: AsyncSession, user_id: int) -> str | None:
     """The name of an organization that makes this person sign in with SSO, if any. Owners
     keep their password, so that a broken provider cannot lock everyone out."""
-    name = await db.scalar(
+    return await db.scalar(
         select(Organization.name)
         .join(OrgMember, OrgMember.org_id == Organization.id)
         .join(OrgSso, OrgSso.org_id == Organization.id)
@@ -278,7 +278,6 @@ async def password_refused_by(db: AsyncSession, user_id: int) -> str | None:
         )
         .limit(1)
     )
-    return name
 
 
 def _hash(state: str) -> bytes:
@@ -436,8 +435,7 @@ class OidcClient:
                 await db.delete(login)  # single use, whatever happens next
         if login is None or (aware(login.expires_at) or utcnow()) <= utcnow():
             raise SsoFailed(
-                "This sign-in has expired or was already used; start again from the sign-in "
-                "page."
+                "This sign-in has expired or was already used; start again from the sign-in page."
             )
         if not code:
             raise SsoFailed("The identity provider sent no sign-in code; start again.")

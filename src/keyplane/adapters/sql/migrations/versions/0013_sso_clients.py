@@ -14,6 +14,8 @@ down_revision = "0010"
 branch_labels = None
 depends_on = None
 
+_BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 
 def _org_fk(table: str) -> sa.ForeignKeyConstraint:
     return sa.ForeignKeyConstraint(
@@ -26,12 +28,14 @@ def _org_fk(table: str) -> sa.ForeignKeyConstraint:
 
 def upgrade() -> None:
     with op.batch_alter_table("org_members") as batch:
-        batch.add_column(sa.Column("client", sa.Boolean(), server_default=sa.false(), nullable=False))
+        batch.add_column(
+            sa.Column("client", sa.Boolean(), server_default=sa.false(), nullable=False)
+        )
     op.create_table(
         "client_assignments",
-        sa.Column("user_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("project_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("org_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("user_id", _BIG_ID, nullable=False),
+        sa.Column("project_id", _BIG_ID, nullable=False),
+        sa.Column("org_id", _BIG_ID, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_by", sa.BigInteger(), nullable=True),
         _org_fk("client_assignments"),
@@ -53,7 +57,7 @@ def upgrade() -> None:
     op.create_index("ix_client_assignments_org_id", "client_assignments", ["org_id"])
     op.create_table(
         "org_sso",
-        sa.Column("org_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("org_id", _BIG_ID, nullable=False),
         sa.Column("enabled", sa.Boolean(), server_default=sa.true(), nullable=False),
         sa.Column("issuer", sa.String(500), nullable=False),
         sa.Column("client_id", sa.String(200), nullable=False),
@@ -69,7 +73,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "org_branding",
-        sa.Column("org_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("org_id", _BIG_ID, nullable=False),
         sa.Column("product_name", sa.String(100), nullable=True),
         sa.Column("logo_url", sa.String(2000), nullable=True),
         sa.Column("color", sa.String(7), nullable=True),
@@ -81,7 +85,7 @@ def upgrade() -> None:
     op.create_table(
         "oidc_logins",
         sa.Column("state_hash", sa.LargeBinary(32), nullable=False),
-        sa.Column("org_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("org_id", _BIG_ID, nullable=False),
         sa.Column("nonce", sa.String(64), nullable=False),
         sa.Column("code_verifier", sa.String(128), nullable=False),
         sa.Column("next_path", sa.String(1000), nullable=False),
