@@ -224,7 +224,16 @@ def render(
     response = templates.TemplateResponse(
         request,
         name,
-        {"me": me, "prefix": PREFIX, **context, "brand": brand},
+        {
+            "me": me,
+            "prefix": PREFIX,
+            **context,
+            "brand": brand,
+            # Where API calls go: a reseller's own API address when set, else this server.
+            "api_url": brand.base_url
+            if brand is not None and brand.base_url
+            else str(request.base_url).rstrip("/"),
+        },
         status_code=status_code,
     )
     response.headers["Cache-Control"] = "no-store"
