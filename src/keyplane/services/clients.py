@@ -35,6 +35,14 @@ from keyplane.services.keys import Actor, KeyManager
 CLIENT_ORG_ROLE = OrgRole.MEMBER
 
 
+async def _require(
+    db: AsyncSession, actor_id: int | None, org_id: int, permission: Permission
+) -> None:
+    """An admin's right to do this; None is the operator (the CLI), who may do anything."""
+    if actor_id is not None:
+        await members.require(db, actor_id, org_id, permission)
+
+
 async def _member(db: AsyncSession, org_id: int, user_id: int) -> OrgMember:
     row = await db.get(OrgMember, (org_id, user_id))
     if row is None:
@@ -43,11 +51,11 @@ async def _member(db: AsyncSession, org_id: int, user_id: int) -> OrgMember:
 
 
 async def set_client(
-    db: AsyncSession, actor_id: int, org_id: int, user_id: int, *, client: bool
+    db: AsyncSession, actor_id: int | None, org_id: int, user_id: int, *, client: bool
 ) -> None:
     """Make a member a client (confined to assigned projects, org role o_member) or a regular
     member again (their assignments are dropped; their roles apply as before)."""
-    await members.require(db, actor_id, org_id, Permission.MEMBER_WRITE)
+    await _require(db, actor_id, org_id, Permission.MEMBER_WRITE)
     row = await _member(db, org_id, user_id)
     if client and row.role == OrgRole.OWNER:
         raise Conflict("An owner cannot be a client; change their role first.")
@@ -81,11 +89,11 @@ async def is_client(db: AsyncSession, org_id: int, user_id: int) -> bool:
 
 
 async def assign(
-    db: AsyncSession, actor_id: int, org_id: int, user_id: int, project_id: int, role: str
+    db: AsyncSession, actor_id: int | None, org_id: int, user_id: int, project_id: int, role: str
 ) -> None:
     """Give a client a project with a project role (which decides, e.g., whether they may
     manage its keys)."""
-    await members.require(db, actor_id, org_id, Permission.MEMBER_WRITE)
+    await _require(db, actor_id, org_id, Permission.MEMBER_WRITE)
     row = await _member(db, org_id, user_id)
     if not row.client:
         raise Conflict("Only clients get project assignments; mark the member as a client first.")
@@ -118,10 +126,10 @@ async def assign(
 
 
 async def unassign(
-    db: AsyncSession, actor_id: int, org_id: int, user_id: int, project_id: int
+    db: AsyncSession, actor_id: int | None, org_id: int, user_id: int, project_id: int
 ) -> None:
     """Take a project away from a client; their user keys lose it on the next request."""
-    await members.require(db, actor_id, org_id, Permission.MEMBER_WRITE)
+    await _require(db, actor_id, org_id, Permission.MEMBER_WRITE)
     row = await db.get(ClientAssignment, (user_id, project_id))
     if row is None or row.org_id != org_id:
         raise NotFound("That project is not assigned to this client.")
@@ -185,9 +193,9 @@ async def _client_keys(db: AsyncSession, org_id: int, user_id: int) -> list[ApiK
     return list(rows.all())
 
 
-async def overview(db: AsyncSession, actor_id: int, org_id: int) -> list[Client]:
+async def overview(db: AsyncSession, actor_id: int | None, org_id: int) -> list[Client]:
     """The reseller view: every client, their assigned projects and their keys."""
-    await members.require(db, actor_id, org_id, Permission.MEMBER_READ)
+    await _require(db, actor_id, org_id, Permission.MEMBER_READ)
     rows = (
         await db.execute(
             select(User.id, User.email)
@@ -241,8 +249,7 @@ async def revoke_everything(
 ) -> int:
     """One click: revoke every key a client holds in the organization (their user keys and the
     project keys they created), effective on the next request. Returns how many."""
-    assert actor.user_id is not None
-    await members.require(db, actor.user_id, org_id, Permission.MEMBER_WRITE)
+    await _require(db, actor.user_id, org_id, Permission.MEMBER_WRITE)
     if not await is_client(db, org_id, user_id):
         raise NotFound("No such client in this organization.")
     held = await _client_keys(db, org_id, user_id)
