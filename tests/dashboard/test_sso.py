@@ -279,6 +279,11 @@ async def test_password_sign_in_can_be_switched_off(
     refused = await sign_in(client, "dave@acme.example")
     assert refused.status_code == 403
     assert "signs in with SSO only" in refused.text
+    api = await client.post(
+        "/v1/session", json={"email": "dave@acme.example", "password": PASSWORD}
+    )
+    assert api.status_code == 403
+    assert api.json()["error"] == "password_login_disabled"
     # A wrong password still says only that (nothing about SSO).
     wrong = await sign_in(client, "dave@acme.example", "wrong password!")
     assert wrong.status_code == 401
