@@ -32,6 +32,7 @@ from tests.conftest import free_port
 @dataclass
 class Tamper:
     forge: bool = False  # sign with a key the provider never published
+    unknown_kid: bool = False  # ...and name that key's id in the header
     audience: str | None = None  # put this in aud instead of the client id
     expires_in: int = 300  # negative: already expired
     nonce: str | None = None  # put this nonce instead of the one asked for
@@ -120,7 +121,8 @@ class Provider:
             "email_verified": self.tamper.email_verified,
         }
         key = self.other_key if self.tamper.forge else self.key
-        id_token = jwt.encode({"alg": "RS256", "kid": self.key.kid}, claims, key)
+        kid = self.other_key.kid if self.tamper.unknown_kid else self.key.kid
+        id_token = jwt.encode({"alg": "RS256", "kid": kid}, claims, key)
         return JSONResponse(
             {
                 "access_token": secrets.token_urlsafe(16),

@@ -110,6 +110,7 @@ async def test_a_returning_member_is_not_duplicated(
     ("tamper", "message"),
     [
         (Tamper(forge=True), "signature does not verify"),
+        (Tamper(forge=True, unknown_kid=True), "signature does not verify"),
         (Tamper(audience="someone-else"), "issued for another application"),
         (Tamper(expires_in=-600), "has expired"),
         (Tamper(nonce="not-the-nonce"), "nonce"),
@@ -305,3 +306,18 @@ async def test_members_of_other_domains_are_refused(
     assert "acme.example may not sign in" in refused.text
     login = await client.get("/dashboard/login")
     assert form_token(login.text)
+
+
+async def test_an_undecryptable_stored_secret_is_a_clear_message(
+    client: httpx.AsyncClient, world: World, provider: Provider
+) -> None:
+    await configure(world, provider)
+    async with world.runtime.transaction() as db:
+        row = await db.get(OrgSso, world.org_id)
+        assert row is not None
+        row.secret_sealed = b"\x00" * 40  # e.g. sealed under a secret key this server lacks
+    with structlog.testing.capture_logs() as logs:
+        refused = await go_through_provider(client, world)
+    assert refused.status_code == 400
+    assert "enter it again in the SSO settings" in refused.text
+    assert any(entry["event"] == "sso.secret_unreadable" for entry in logs)

@@ -31,6 +31,7 @@ from joserfc.errors import (
     BadSignatureError,
     ExpiredTokenError,
     InvalidClaimError,
+    InvalidKeyIdError,
     JoseError,
     MissingClaimError,
 )
@@ -97,6 +98,17 @@ async def get_config(db: AsyncSession, org_id: int) -> SsoConfig | None:
 def _sealing_context(org_id: int) -> str:
     # Associated data binding the sealed secret to its organization (see Keyring.encrypt).
     return f"org-sso:{org_id}"
+
+
+def _client_secret(keyring: Keyring, row: OrgSso) -> str:
+    try:
+        return keyring.decrypt(row.secret_version, row.secret_sealed, _sealing_context(row.org_id))
+    except Exception:  # a missing key version or a damaged row: the admin re-enters it
+        log.error("sso.secret_unreadable", org_id=row.org_id, version=row.secret_version)
+        raise SsoFailed(
+            "The stored SSO client secret cannot be decrypted with this server's secret key; "
+            "an administrator must enter it again in the SSO settings."
+        ) from None
 
 
 def _loopback(host: str) -> bool:
@@ -444,9 +456,7 @@ class OidcClient:
             if row is None or not row.enabled:
                 raise SsoFailed("SSO was switched off for this organization while you signed in.")
             document = await self.discover(row.issuer)
-            secret = keyring.decrypt(
-                row.secret_version, row.secret_sealed, _sealing_context(row.org_id)
-            )
+            secret = _client_secret(keyring, row)
             id_token = await self._exchange(
                 row, document, code, login.code_verifier, secret, redirect_uri
             )
@@ -512,7 +522,7 @@ class OidcClient:
         try:
             try:
                 token = jwt.decode(id_token, keys, algorithms=ALGORITHMS)
-            except (BadSignatureError, ValueError):
+            except (BadSignatureError, InvalidKeyIdError, ValueError):
                 # The provider may have rotated its keys since we cached them.
                 keys = await self.key_set(row.issuer, jwks_uri, refresh=True)
                 token = jwt.decode(id_token, keys, algorithms=ALGORITHMS)
