@@ -190,6 +190,10 @@ async def test_white_label_on_login_and_dashboard_pages(
     assert "Sign in to Acme AI" in login.text
     assert 'src="https://cdn.acme.example/logo.svg"' in login.text
     assert 'name="password"' in login.text  # no SSO configured: passwords it is
+    # This browser now comes back to that page's brand (e.g. when its session expires).
+    again = await client.get("/dashboard/login")
+    assert "Sign in to Acme AI" in again.text
+    client.cookies.clear()
     plain = await client.get("/dashboard/login")
     assert '<span id="product-name">keyplane</span>' in plain.text
     unknown = await client.get("/dashboard/sso/999999")

@@ -60,7 +60,7 @@ async def go_through_provider(client: httpx.AsyncClient, world: World) -> httpx.
 async def test_sso_sign_in_creates_a_confined_client(
     client: httpx.AsyncClient, world: World, provider: Provider
 ) -> None:
-    await configure(world, provider)
+    await configure(world, provider, default_project_role="p_owner")
     done = await go_through_provider(client, world)
     assert done.status_code == 303
     assert done.headers["location"] == "/dashboard"
@@ -81,7 +81,8 @@ async def test_sso_sign_in_creates_a_confined_client(
     # Assigned one, it appears — and only it.
     second = await world.project("Other client bot")
     async with world.runtime.transaction() as db:
-        await clients.assign(db, world.owner_id, world.org_id, user.id, world.project_id, "p_owner")
+        # No role given: the organization's SSO default role (p_owner here).
+        await clients.assign(db, world.owner_id, world.org_id, user.id, world.project_id, "")
     keys = await client.get(f"/dashboard/projects/{world.project_id}/settings/api-keys")
     assert keys.status_code == 200
     assert "My project" in keys.text

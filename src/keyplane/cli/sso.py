@@ -274,7 +274,10 @@ def clients_assign(
     org: OrgOption,
     user: UserOption,
     project: Annotated[int, typer.Option(help="The project (chatbot) id.")],
-    role: Annotated[str, typer.Option(help="The client's project role there.")] = "p_member",
+    role: Annotated[
+        str,
+        typer.Option(help="The client's project role there (default: the SSO default role)."),
+    ] = "",
 ) -> None:
     """Assign a project to a client."""
 
@@ -283,7 +286,7 @@ def clients_assign(
             await clients.assign(db, None, org, await _user_id(db, user), project, role)
 
     _run(work)
-    console.print(f"Project {project} assigned to {user} as {role}.")
+    console.print(f"Project {project} assigned to {user}.")
 
 
 @clients_app.command("unassign")

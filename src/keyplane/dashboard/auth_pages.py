@@ -32,6 +32,9 @@ from keyplane.services import branding, sessions, sso
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
+# The organization whose sign-in page this browser used last (not a secret: it only picks
+# the branding and the SSO button of the sign-in page).
+ORG_COOKIE = "keyplane_org"
 # Form fields are bounded so that an oversized post is a clear message, not work.
 Text = Annotated[str, Form(max_length=1000)]
 
@@ -44,6 +47,7 @@ async def login_page(
     error: str | None = None,
     status: int,
     org_id: int | None = None,
+    always_password: bool = True,
 ) -> Response:
     """The sign-in page; for an organization (its own sign-in page) with its branding, its
     'Sign in with SSO' button, and the password form unless it switched that off."""
@@ -70,7 +74,12 @@ async def login_page(
             "org_name": org_name,
             "brand": brand,
             "sso_enabled": config is not None and config.enabled,
-            "password_login": config is None or config.password_login or not config.enabled,
+            # The generic page always offers passwords: owners keep them when an organization
+            # switched them off (they are refused for everyone else after the check).
+            "password_login": always_password
+            or config is None
+            or config.password_login
+            or not config.enabled,
         },
         status_code=status,
     )
@@ -82,7 +91,11 @@ async def login_page(
 
 @router.get("/login")
 async def login_form(request: Request, next: str | None = None) -> Response:
-    return await login_page(request, next_path=safe_next(next), status=200)
+    # Someone who signed in on an organization's own page comes back to its branding and
+    # its SSO button (e.g. when their session expires).
+    remembered = request.cookies.get(ORG_COOKIE, "")
+    org_id = int(remembered) if remembered.isdigit() and len(remembered) < 19 else None
+    return await login_page(request, next_path=safe_next(next), status=200, org_id=org_id)
 
 
 @router.post("/login")

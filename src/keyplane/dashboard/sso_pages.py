@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 
 from keyplane.api.deps import runtime, set_session_cookie
 from keyplane.api.errors import status_of
-from keyplane.dashboard.auth_pages import login_page
+from keyplane.dashboard.auth_pages import ORG_COOKIE, login_page
 from keyplane.dashboard.member_pages import _org_name
 from keyplane.dashboard.web import PREFIX, Viewer, check_form_csrf, render, safe_next, viewer
 from keyplane.domain.errors import (
@@ -92,7 +92,13 @@ async def callback(
 
 @router.get("/sso/{org_id}")
 async def org_login(request: Request, org_id: Id, next: str | None = None) -> Response:
-    return await login_page(request, next_path=safe_next(next), status=200, org_id=org_id)
+    response = await login_page(
+        request, next_path=safe_next(next), status=200, org_id=org_id, always_password=False
+    )
+    response.set_cookie(
+        ORG_COOKIE, str(org_id), httponly=True, samesite="lax", max_age=400 * 86400, path=PREFIX
+    )
+    return response
 
 
 @router.get("/sso/{org_id}/start")
@@ -104,7 +110,12 @@ async def start(request: Request, org_id: Id, next: str | None = None) -> Respon
             url, state = await rt.oidc.start(db, org_id, redirect_uri(request), target)
     except SsoFailed as error:
         return await login_page(
-            request, next_path=target, error=error.message, status=400, org_id=org_id
+            request,
+            next_path=target,
+            error=error.message,
+            status=400,
+            org_id=org_id,
+            always_password=False,
         )
     response = RedirectResponse(url, status_code=303)
     # Lax: the provider's redirect back is a top-level navigation from another site.

@@ -18,15 +18,16 @@ from keyplane.adapters.sql.models import (
     ApiKey,
     ClientAssignment,
     OrgMember,
+    OrgSso,
     Project,
     ProjectMember,
     User,
 )
 from keyplane.adapters.sql.repositories import access_changed, utcnow
-from keyplane.domain.errors import Conflict, NotFound, ValidationFailed
+from keyplane.domain.errors import Conflict, NotFound
 from keyplane.domain.keys import KeyKind
 from keyplane.domain.permissions import Permission
-from keyplane.domain.roles import OrgRole
+from keyplane.domain.roles import OrgRole, ProjectRole
 from keyplane.services import accounts, members
 from keyplane.services.keys import Actor, KeyManager
 
@@ -100,8 +101,10 @@ async def assign(
     project = await db.get(Project, project_id)
     if project is None or project.org_id != org_id:
         raise NotFound(f"No project {project_id} in this organization.")
-    if not role:
-        raise ValidationFailed("Choose the project role the client gets on this project.")
+    if not role:  # the organization's SSO default, else a member's rights
+        role = await db.scalar(
+            select(OrgSso.default_project_role).where(OrgSso.org_id == org_id)
+        ) or str(ProjectRole.MEMBER)
     await accounts.add_project_role(db, project_id, user_id, role, actor_id)
     if await db.get(ClientAssignment, (user_id, project_id)) is None:
         db.add(
