@@ -322,3 +322,21 @@ async def test_an_undecryptable_stored_secret_is_a_clear_message(
     assert refused.status_code == 400
     assert "enter it again in the SSO settings" in refused.text
     assert any(entry["event"] == "sso.secret_unreadable" for entry in logs)
+
+
+async def test_sso_cannot_sign_in_members_of_other_organizations(
+    client: httpx.AsyncClient, world: World, provider: Provider
+) -> None:
+    """One organization's provider must not take over an account another organization
+    trusts (the provider's admin could mint a token for any email of an allowed domain)."""
+    async with world.runtime.transaction() as db:
+        made = await accounts.bootstrap(
+            db, email=provider.email, password=PASSWORD, org_name="Carol's own"
+        )
+    await configure(world, provider)
+    refused = await go_through_provider(client, world)
+    assert refused.status_code == 400
+    assert "belongs to other organizations" in refused.text
+    assert "keyplane_session=" not in refused.headers.get("set-cookie", "")
+    async with world.runtime.sessions() as db:
+        assert await db.get(OrgMember, (world.org_id, made.user_id)) is None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import ColumnElement, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyplane.adapters.sql.models import (
@@ -175,7 +175,7 @@ class Client:
     keys: list[ClientKey] = field(default_factory=list)
 
 
-def _active() -> object:
+def _active() -> ColumnElement[bool]:
     return or_(ApiKey.revoked_at.is_(None), ApiKey.revoked_at > utcnow())
 
 
@@ -184,7 +184,7 @@ async def _client_keys(db: AsyncSession, org_id: int, user_id: int) -> list[ApiK
     created."""
     rows = await db.scalars(
         select(ApiKey)
-        .where(ApiKey.org_id == org_id, _active())  # type: ignore[arg-type]
+        .where(ApiKey.org_id == org_id, _active())
         .where(
             or_(
                 (ApiKey.kind == KeyKind.USER) & (ApiKey.user_id == user_id),

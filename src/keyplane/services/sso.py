@@ -590,6 +590,21 @@ class OidcClient:
                 "administrator to add the domain."
             )
         user = await db.scalar(select(User).where(User.email == email))
+        if user is not None:
+            # An organization's provider vouches for its own people only: it must not sign
+            # in an account that also belongs to another organization (whose admins never
+            # trusted this provider), or one organization could take over another's members.
+            elsewhere = await db.scalar(
+                select(OrgMember.org_id)
+                .where(OrgMember.user_id == user.id, OrgMember.org_id != row.org_id)
+                .limit(1)
+            )
+            if elsewhere is not None:
+                log.warning("sso.account_elsewhere", org_id=row.org_id, user_id=user.id)
+                raise SsoFailed(
+                    "This email's account also belongs to other organizations, so this "
+                    "organization's SSO cannot sign it in; sign in with its password instead."
+                )
         if user is None:
             # No password: this person signs in through the provider only.
             user = User(email=email, password_hash="", created_at=utcnow())
