@@ -5,6 +5,7 @@ client, and every way a sign-in must fail with a clear message and no session.""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,7 +15,8 @@ from sqlalchemy import select
 from keyplane.adapters.sql.models import OrgMember, OrgSso, User
 from keyplane.domain.errors import ValidationFailed
 from keyplane.services import accounts, clients, sso
-from tests.conftest import PASSWORD, World, free_port
+from keyplane.settings import Settings
+from tests.conftest import PASSWORD, TEST_SECRET, World, free_port
 from tests.dashboard.test_auth_pages import form_token, session_csrf, sign_in
 from tests.oidc_provider import Provider, RunningProvider, Tamper
 
@@ -30,8 +32,22 @@ def fresh_tamper(provider: Provider) -> None:
     provider.tamper = Tamper()
 
 
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    """The test provider speaks plain http on loopback, which the operator must allow."""
+    return Settings(
+        database_url=database_url,
+        secret_key=TEST_SECRET,  # type: ignore[arg-type]
+        data_dir=tmp_path,
+        change_poll_seconds=0.05,
+        oidc_allow_http_loopback=True,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
 async def configure(world: World, provider: Provider, **options: object) -> None:
     settings: dict[str, object] = {
+        "allow_http_loopback": True,
         "issuer": provider.issuer,
         "client_id": provider.client_id,
         "client_secret": provider.client_secret,
@@ -206,6 +222,7 @@ async def test_configuration_is_validated(world: World, provider: Provider) -> N
     cases: list[tuple[dict[str, object], str]] = [
         ({"issuer": "ftp://idp.example"}, "https URL"),
         ({"issuer": "http://idp.example"}, "https URL"),
+        ({"issuer": "http://127.0.0.1:9", "allow_http_loopback": False}, "https URL"),
         ({"issuer": "https://idp.example/?x=1"}, "no query"),
         ({"client_id": " "}, "client id"),
         ({"allowed_domains": []}, "at least one allowed email domain"),
@@ -227,6 +244,7 @@ async def test_configuration_is_validated(world: World, provider: Provider) -> N
                 client_id="x",
                 client_secret=None,
                 allowed_domains=["acme.example"],
+                allow_http_loopback=True,
             )
 
 

@@ -41,7 +41,7 @@ def test_client_signs_in_with_sso_and_sees_only_their_chatbot(
             "-d", "acme.example", "--client-secret-stdin",
         ],
         input=provider.client_secret + "\n",
-        env=server.env,
+        env=server.env | {"KEYPLANE_OIDC_ALLOW_HTTP_LOOPBACK": "true"},
         check=True,
         capture_output=True,
         text=True,

@@ -126,6 +126,7 @@ def sso_set(
                 password_login=password_login,
                 jit_clients=jit_clients,
                 enabled=enabled,
+                allow_http_loopback=runtime.settings.oidc_allow_http_loopback,
             )
 
     _print_sso(_run(work), json_output)

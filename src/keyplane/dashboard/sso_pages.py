@@ -212,6 +212,7 @@ async def save_sso(
                     jit_clients=bool(jit_clients),
                     enabled=bool(enabled),
                     actor_user_id=me.user_id,
+                    allow_http_loopback=rt.settings.oidc_allow_http_loopback,
                 )
     except _REFUSALS as refusal:
         return await _settings(

@@ -120,9 +120,9 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def clean_issuer(issuer: str) -> str:
-    """An issuer URL: https (plain http only on loopback, for local providers), no query or
-    fragment, no trailing slash (providers compare issuers exactly)."""
+def clean_issuer(issuer: str, allow_http_loopback: bool = False) -> str:
+    """An issuer URL: https (plain http only on loopback, for local providers, when the
+    operator allows it), no query or fragment, no trailing slash (issuers compare exactly)."""
     issuer = issuer.strip()
     parts = urlsplit(issuer)
     host = parts.hostname or ""
@@ -131,14 +131,14 @@ def clean_issuer(issuer: str) -> str:
         or not host
         or parts.query
         or parts.fragment
-        or (parts.scheme == "http" and not _loopback(host))
+        or (parts.scheme == "http" and not (allow_http_loopback and _loopback(host)))
         or any(c.isspace() for c in issuer)
         or len(issuer) > 500
     ):
         raise ValidationFailed(
             "The issuer must be your identity provider's https URL, e.g. "
             "https://login.example.com/realms/acme (no query or fragment; plain http only on "
-            "localhost).",
+            "localhost, and only with KEYPLANE_OIDC_ALLOW_HTTP_LOOPBACK=true).",
             details=[{"loc": ["issuer"], "msg": "not an https URL"}],
         )
     return issuer.rstrip("/")
@@ -192,11 +192,12 @@ async def configure(
     jit_clients: bool = True,
     enabled: bool = True,
     actor_user_id: int | None = None,
+    allow_http_loopback: bool = False,
 ) -> SsoConfig:
     """Create or change an organization's SSO. `client_secret` None keeps the stored one."""
     if await db.get(Organization, org_id) is None:
         raise NotFound(f"No organization with id {org_id}.")
-    issuer = clean_issuer(issuer)
+    issuer = clean_issuer(issuer, allow_http_loopback)
     client_id = client_id.strip()
     if not client_id or len(client_id) > 200 or not client_id.isprintable():
         raise ValidationFailed(
