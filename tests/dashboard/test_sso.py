@@ -358,3 +358,32 @@ async def test_sso_cannot_sign_in_members_of_other_organizations(
     assert "keyplane_session=" not in refused.headers.get("set-cookie", "")
     async with world.runtime.sessions() as db:
         assert await db.get(OrgMember, (world.org_id, made.user_id)) is None
+
+
+async def test_a_failing_provider_is_asked_again_after_a_pause_or_a_settings_change(
+    client: httpx.AsyncClient, world: World, provider: Provider
+) -> None:
+    await configure(world, provider)
+    provider.tamper = Tamper(issuer="https://evil.example")
+    first = await client.get(f"/dashboard/sso/{world.org_id}/start")
+    assert "names the issuer" in first.text
+    provider.tamper = Tamper()  # fixed at the provider, but keyplane waits a little
+    paused = await client.get(f"/dashboard/sso/{world.org_id}/start")
+    assert paused.status_code == 400
+    assert "names the issuer" in paused.text
+    # An admin saving the SSO settings retries at once.
+    await sign_in(client, world.email)
+    csrf = await session_csrf(client)
+    saved = await client.post(
+        f"/dashboard/orgs/{world.org_id}/settings/sso",
+        data={
+            "issuer": provider.issuer,
+            "client_id": provider.client_id,
+            "allowed_domains": "acme.example",
+            "enabled": "1",
+            "password_login": "1",
+            "csrf": csrf,
+        },
+    )
+    assert saved.status_code == 303
+    assert (await client.get(f"/dashboard/sso/{world.org_id}/start")).status_code == 303

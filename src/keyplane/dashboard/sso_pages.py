@@ -218,6 +218,7 @@ async def save_sso(
         return await _settings(
             request, me, org_id, error=refusal.message, status=status_of(refusal)
         )
+    rt.oidc.forget()
     done = "sso-removed" if remove else "sso"
     return RedirectResponse(f"{PREFIX}/orgs/{org_id}/settings?done={done}", status_code=303)
 

@@ -20,11 +20,12 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
 from authlib.common.security import generate_token
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
 from joserfc.errors import (
@@ -58,6 +59,7 @@ log = structlog.get_logger(__name__)
 LOGIN_LIFETIME = timedelta(minutes=10)
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"]
 MAX_SECRET = 500
+FAILURE_PAUSE = 10.0  # seconds before a provider whose discovery failed is asked again
 CLOCK_SKEW = 60  # seconds of leeway on exp/iat/nbf between us and the provider
 
 
@@ -315,6 +317,7 @@ class OidcClient:
         self._cache_seconds = cache_seconds
         self._discovery: dict[str, tuple[float, dict[str, Any]]] = {}
         self._jwks: dict[str, tuple[float, KeySet]] = {}
+        self._failed: dict[str, tuple[float, str]] = {}  # issuer -> (until, message)
 
     async def _get_json(self, url: str, what: str, issuer: str) -> dict[str, Any]:
         try:
@@ -345,10 +348,31 @@ class OidcClient:
             )
         return body
 
+    def forget(self) -> None:
+        """Drop what is cached about providers (SSO settings were just changed: an admin
+        who fixed their provider retries at once)."""
+        self._discovery.clear()
+        self._failed.clear()
+        self._jwks.clear()
+
     async def discover(self, issuer: str) -> dict[str, Any]:
         cached = self._discovery.get(issuer)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        failed = self._failed.get(issuer)
+        if failed is not None and failed[0] > time.monotonic():
+            # A broken provider is asked again only after a pause: sign-in attempts (anyone
+            # may start one) must not turn into a stream of requests to it.
+            raise SsoFailed(failed[1])
+        try:
+            document = await self._discover(issuer)
+        except SsoFailed as error:
+            self._failed[issuer] = (time.monotonic() + FAILURE_PAUSE, error.message)
+            raise
+        self._discovery[issuer] = (time.monotonic() + self._cache_seconds, document)
+        return document
+
+    async def _discover(self, issuer: str) -> dict[str, Any]:
         document = await self._get_json(
             issuer + "/.well-known/openid-configuration", "discovery document", issuer
         )
@@ -367,7 +391,6 @@ class OidcClient:
                     f"The provider's discovery document has no usable {field}; it is not an "
                     "OpenID Connect provider, or the issuer URL is wrong."
                 )
-        self._discovery[issuer] = (time.monotonic() + self._cache_seconds, document)
         return document
 
     async def key_set(self, issuer: str, jwks_uri: str, *, refresh: bool = False) -> KeySet:
@@ -409,19 +432,18 @@ class OidcClient:
                 expires_at=utcnow() + LOGIN_LIFETIME,
             )
         )
-        params = {
-            "response_type": "code",
-            "client_id": row.client_id,
-            "redirect_uri": redirect_uri,
-            "scope": "openid email profile",
-            "state": state,
-            "nonce": nonce,
-            "code_challenge": create_s256_code_challenge(verifier),
-            "code_challenge_method": "S256",
-        }
-        endpoint = str(document["authorization_endpoint"])
-        separator = "&" if urlsplit(endpoint).query else "?"
-        return endpoint + separator + urlencode(params), state
+        url: str = prepare_grant_uri(
+            str(document["authorization_endpoint"]),
+            row.client_id,
+            "code",
+            redirect_uri=redirect_uri,
+            scope="openid email profile",
+            state=state,
+            nonce=nonce,
+            code_challenge=create_s256_code_challenge(verifier),
+            code_challenge_method="S256",
+        )
+        return url, state
 
     # --- step 2: the provider sends the browser back -------------------------------------------
     async def finish(
