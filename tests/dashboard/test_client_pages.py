@@ -154,11 +154,14 @@ async def test_white_label_on_login_and_dashboard_pages(
     )
     assert bad.status_code == 422
     assert "hex colour" in bad.text
-    not_https = await client.post(
-        settings + "/branding",
-        data={"logo_url": "javascript:alert(1)", "csrf": csrf},
-    )
-    assert not_https.status_code == 422
+    for logo in (
+        "javascript:alert(1)",
+        "https://a.example;script-src/x.png",
+        "https://u@a.example/x",
+    ):
+        refused = await client.post(settings + "/branding", data={"logo_url": logo, "csrf": csrf})
+        assert refused.status_code == 422
+        assert "https URL" in refused.text
     saved = await client.post(
         settings + "/branding",
         data={

@@ -17,6 +17,7 @@ from keyplane.domain.errors import NotFound, ValidationFailed
 from keyplane.services import accounts
 
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_NETLOC = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ def _https_url(value: str, field: str, example: str) -> str:
     if (
         parts.scheme != "https"
         or not parts.hostname
+        # A plain host (and port): the logo's origin goes into the pages' security policy.
+        or not _NETLOC.match(parts.netloc)
         or parts.fragment
         or any(c.isspace() or c in "\"'<>" for c in value)
         or len(value) > 500
