@@ -5,6 +5,7 @@ chatbot assigned to them."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 
@@ -12,7 +13,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import KEYPLANE, Server
-from tests.e2e.test_dashboard_browser import screenshots
+from tests.e2e.test_dashboard_browser import screenshots, sign_in
 from tests.oidc_provider import Provider, RunningProvider
 
 
@@ -74,3 +75,30 @@ def test_client_signs_in_with_sso_and_sees_only_their_chatbot(
     page.goto(f"/dashboard/projects/{server.project_id}/settings/api-keys")
     expect(page.get_by_role("button", name="Create API Key")).to_be_visible()
     screenshots(page, "sso-client-keys")
+
+    # She creates a key for her chatbot; the reseller sees it and revokes all she holds.
+    page.get_by_role("button", name="Create API Key").click()
+    dialog = page.get_by_role("dialog", name="Create API Key")
+    page.get_by_label("Name").fill("Carol's widget")
+    dialog.get_by_role("checkbox", name=re.compile("^project:read")).check()
+    page.get_by_role("button", name="Create Key").click()
+    shown = page.get_by_role("dialog", name="Your new API key")
+    expect(shown).to_be_visible()
+    expect(page.locator("#api-base-url")).to_have_text(server.url)
+    expect(page.locator("#key-example")).to_contain_text(
+        f"curl {server.url}/v1/projects/{server.project_id}"
+    )
+    shown.get_by_role("button", name="I have stored it, close").click()
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, server.email)
+    page.get_by_role("link", name=re.compile("Clients$")).click()
+    card = page.locator("section.client", has_text="carol@acme.example")
+    expect(card).to_contain_text("Support Bot")
+    expect(card).to_contain_text("Carol's widget")
+    screenshots(page, "sso-clients")
+    page.once("dialog", lambda dialog: dialog.accept())
+    card.get_by_role("button", name="Revoke every key of carol@acme.example").click()
+    expect(page.get_by_role("status")).to_contain_text("Every key this client held is revoked")
+    expect(page.locator("section.client", has_text="carol@acme.example")).to_contain_text(
+        "No active keys"
+    )
