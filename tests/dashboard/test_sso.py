@@ -106,6 +106,22 @@ async def test_sso_sign_in_creates_a_confined_client(
     hidden = await client.get(f"/dashboard/projects/{second}/settings/api-keys")
     assert hidden.status_code == 404
     assert "Other client bot" not in hidden.text
+    # Revealing a secret needs a recent password, which an SSO account does not have.
+    csrf = await session_csrf(client)
+    created = await client.post(
+        f"/v1/projects/{world.project_id}/api-keys",
+        json={"name": "carol", "permissions": ["project:read"]},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert created.status_code == 201
+    reveal = await client.post(
+        f"/v1/projects/{world.project_id}/api-keys/{created.json()['id']}/reveal",
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert reveal.status_code == 403
+    confirm = await client.post("/v1/session/reauthenticate", json={"password": "anything at all"})
+    assert confirm.status_code == 401
+    assert "signs in through SSO and has no password" in confirm.json()["message"]
 
 
 async def test_a_returning_member_is_not_duplicated(

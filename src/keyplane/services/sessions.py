@@ -110,6 +110,11 @@ async def reauthenticate(db: AsyncSession, token: str, password: str) -> SignedI
     """Confirm the password again (before revealing a secret)."""
     row = await db.get(Session, _hash(token))
     user = None if row is None else await db.get(User, row.user_id)
+    if user is not None and not user.password_hash:
+        raise InvalidCredentials(
+            "Your account signs in through SSO and has no password, so secrets cannot be "
+            "revealed again; create a new key (or rotate this one) instead."
+        )
     if row is None or user is None or not verify_password(user.password_hash, password):
         raise InvalidCredentials("Wrong password.")
     row.password_verified_at = utcnow()
