@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -25,6 +25,7 @@ from keyplane.services.github_keys import GithubKeys
 from keyplane.services.jobs import BackgroundJobs
 from keyplane.services.keys import KeyManager
 from keyplane.services.ratelimit import RateLimiter
+from keyplane.services.sso import OidcClient
 from keyplane.services.usage import UsageBuffer
 from keyplane.services.webhook_sender import WebhookSender
 from keyplane.settings import FailureMode, Settings
@@ -45,6 +46,8 @@ class Runtime:
     webhooks: WebhookSender
     github_keys: GithubKeys
     anomalies: AnomalyDetector
+    # OpenID Connect sign-in (issue 12); caches providers' discovery documents and keys.
+    oidc: OidcClient = field(default_factory=OidcClient)
 
     @classmethod
     async def start(

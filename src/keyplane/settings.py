@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1)
     login_failure_window_seconds: int = Field(default=900, ge=1)
     login_lockout_seconds: int = Field(default=900, ge=1)
+    # SSO issuers must be https; plain http on loopback only when the operator allows it (a
+    # provider on this machine, e.g. in development). Otherwise an organization admin could
+    # make the server probe its own local ports.
+    oidc_allow_http_loopback: bool = False
 
     @field_validator("trusted_proxies", "data_provider_roots", mode="before")
     @classmethod

@@ -31,6 +31,8 @@ STATUS: dict[type[e.KeyplaneError], int] = {
     e.ApiKeyExpired: 401,
     e.WrongEnvironment: 401,
     e.InvalidCredentials: 401,
+    e.SsoFailed: 400,
+    e.PasswordLoginDisabled: 403,
     e.InvalidSignature: 401,
     e.MissingSignature: 400,
     e.ProjectMismatch: 403,

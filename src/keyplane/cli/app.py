@@ -16,6 +16,7 @@ from sqlalchemy import make_url, select
 from keyplane.adapters.sql.models import ApiKey, Organization, Project
 from keyplane.adapters.sql.repositories import aware, iso, org_limits, utcnow
 from keyplane.cli import security
+from keyplane.cli import sso as sso_cli
 from keyplane.cli.durations import parse_duration, parse_rate
 from keyplane.cli.output import console, emit_json, fail, table
 from keyplane.cli.scan import scan as scan_files
@@ -494,6 +495,9 @@ def scan(
 app.add_typer(security.alerts_app, name="alerts")
 app.add_typer(security.webhooks_app, name="webhooks")
 orgs_app.command("set-leak-policy")(security.set_leak_policy)
+orgs_app.add_typer(sso_cli.sso_app, name="sso")
+orgs_app.command("brand")(sso_cli.brand)
+app.add_typer(sso_cli.clients_app, name="clients")
 
 
 def main() -> None:

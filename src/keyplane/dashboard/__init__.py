@@ -10,7 +10,15 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import RedirectResponse, Response
 
 from keyplane.api.errors import status_of
-from keyplane.dashboard import alert_pages, auth_pages, incident_pages, key_pages, member_pages
+from keyplane.dashboard import (
+    alert_pages,
+    auth_pages,
+    client_pages,
+    incident_pages,
+    key_pages,
+    member_pages,
+    sso_pages,
+)
 from keyplane.dashboard.web import (
     HERE,
     PREFIX,
@@ -30,6 +38,8 @@ def install(app: FastAPI) -> None:
     app.include_router(member_pages.router)
     app.include_router(alert_pages.router)
     app.include_router(incident_pages.router)
+    app.include_router(client_pages.router)
+    app.include_router(sso_pages.router)
 
     @app.get("/", include_in_schema=False)
     async def root() -> Response:

@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
+from sqlalchemy import select
 from starlette.responses import RedirectResponse, Response
 
+from keyplane.adapters.sql.models import Organization
 from keyplane.api.deps import SESSION_COOKIE, login_policy, runtime, set_session_cookie
+from keyplane.api.errors import status_of
 from keyplane.dashboard.web import (
     LOGIN_CSRF_COOKIE,
     PREFIX,
@@ -22,24 +25,62 @@ from keyplane.domain.errors import (
     CsrfFailed,
     InvalidCredentials,
     LoginLocked,
+    PasswordLoginDisabled,
     ValidationFailed,
 )
-from keyplane.services import sessions
+from keyplane.services import branding, sessions, sso
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
+# The organization whose sign-in page this browser used last (not a secret: it only picks
+# the branding and the SSO button of the sign-in page).
+ORG_COOKIE = "keyplane_org"
 # Form fields are bounded so that an oversized post is a clear message, not work.
 Text = Annotated[str, Form(max_length=1000)]
 
 
-def _login_page(
-    request: Request, *, next_path: str, email: str = "", error: str | None = None, status: int
+async def login_page(
+    request: Request,
+    *,
+    next_path: str,
+    email: str = "",
+    error: str | None = None,
+    status: int,
+    org_id: int | None = None,
+    always_password: bool = True,
 ) -> Response:
+    """The sign-in page; for an organization (its own sign-in page) with its branding, its
+    'Sign in with SSO' button, and the password form unless it switched that off."""
     token = new_login_token()
+    brand = config = None
+    org_name = None
+    if org_id is not None:
+        async with runtime(request).sessions() as db:
+            org_name = await db.scalar(select(Organization.name).where(Organization.id == org_id))
+            if org_name is not None:
+                brand = await branding.get(db, org_id)
+                config = await sso.get_config(db, org_id)
+        if org_name is None:
+            org_id = None
     response = render(
         request,
         "login.html",
-        {"csrf": token, "next": next_path, "email": email, "error": error},
+        {
+            "csrf": token,
+            "next": next_path,
+            "email": email,
+            "error": error,
+            "org_id": org_id,
+            "org_name": org_name,
+            "brand": brand,
+            "sso_enabled": config is not None and config.enabled,
+            # The generic page always offers passwords: owners keep them when an organization
+            # switched them off (they are refused for everyone else after the check).
+            "password_login": always_password
+            or config is None
+            or config.password_login
+            or not config.enabled,
+        },
         status_code=status,
     )
     response.set_cookie(
@@ -50,7 +91,11 @@ def _login_page(
 
 @router.get("/login")
 async def login_form(request: Request, next: str | None = None) -> Response:
-    return _login_page(request, next_path=safe_next(next), status=200)
+    # Someone who signed in on an organization's own page comes back to its branding and
+    # its SSO button (e.g. when their session expires).
+    remembered = request.cookies.get(ORG_COOKIE, "")
+    org_id = int(remembered) if remembered.isdigit() and len(remembered) < 19 else None
+    return await login_page(request, next_path=safe_next(next), status=200, org_id=org_id)
 
 
 @router.post("/login")
@@ -60,8 +105,16 @@ async def login(
     password: Text = "",
     csrf: Text = "",
     next: Text = PREFIX,
+    org: Text = "",
 ) -> Response:
     target = safe_next(next)
+    org_id = int(org) if org.isdigit() and len(org) < 19 else None
+
+    async def again(message: str, status: int) -> Response:
+        return await login_page(
+            request, next_path=target, email=email, error=message, status=status, org_id=org_id
+        )
+
     try:
         check_form_csrf(request.cookies.get(LOGIN_CSRF_COOKIE, ""), csrf or None)
         if not email.strip() or not password:
@@ -70,22 +123,11 @@ async def login(
             runtime(request).transaction, email, password, login_policy(request)
         )
     except CsrfFailed:
-        return _login_page(
-            request,
-            next_path=target,
-            email=email,
-            error="The sign-in form had expired; please sign in again.",
-            status=403,
-        )
-    except (InvalidCredentials, ValidationFailed) as error:
-        status = 401 if isinstance(error, InvalidCredentials) else 422
-        return _login_page(
-            request, next_path=target, email=email, error=error.message, status=status
-        )
+        return await again("The sign-in form had expired; please sign in again.", 403)
+    except (InvalidCredentials, ValidationFailed, PasswordLoginDisabled) as error:
+        return await again(error.message, status_of(error))
     except LoginLocked as error:
-        response = _login_page(
-            request, next_path=target, email=email, error=error.message, status=429
-        )
+        response = await again(error.message, 429)
         response.headers["Retry-After"] = str(error.retry_after)
         return response
     response = RedirectResponse(target, status_code=303)

@@ -21,7 +21,8 @@ from keyplane.adapters.sql.repositories import aware, project_access, utcnow
 from keyplane.api.deps import current_session, runtime
 from keyplane.domain.errors import CsrfFailed
 from keyplane.domain.permissions import Permission
-from keyplane.services import alerts
+from keyplane.services import alerts, branding
+from keyplane.services.branding import Branding
 from keyplane.services.sessions import SignedIn
 
 HERE = Path(__file__).parent
@@ -60,6 +61,7 @@ class Viewer:
     projects: list[ProjectChoice] = field(default_factory=list)
     invitations: int = 0  # pending invitations to this person's email
     open_alerts: dict[int, int] = field(default_factory=dict)  # project id -> unacknowledged
+    brands: dict[int, Branding] = field(default_factory=dict)  # org id -> white-label settings
 
     @property
     def user_id(self) -> int:
@@ -74,6 +76,12 @@ class Viewer:
 
     def org_role(self, org_id: int) -> str | None:
         return next((role for oid, _name, role in self.orgs if oid == org_id), None)
+
+    def brand_for(self, org_id: int | None) -> Branding | None:
+        """The branding of the organization a page is about, else of the person's first one."""
+        if org_id is None and self.orgs:
+            org_id = self.orgs[0][0]
+        return None if org_id is None else self.brands.get(org_id)
 
 
 async def viewer(request: Request) -> Viewer:
@@ -114,6 +122,7 @@ async def viewer(request: Request) -> Viewer:
                 access = await project_access(db, user.id, project_id)
                 if access is not None:
                     me.projects.append(ProjectChoice(project_id, name, org_id, access[1]))
+        me.brands = await branding.for_orgs(db, [oid for oid, _n, _r in me.orgs])
         # The navigation's alert badge, for the projects whose alerts this person may see.
         me.open_alerts = await alerts.open_counts(
             db, [p.id for p in me.projects if Permission.API_KEY_READ in p.permissions]
@@ -208,13 +217,31 @@ def render(
 ) -> Response:
     """Render a page. Pages are never cached (they may show key details) and may not be
     framed (clickjacking the reveal button)."""
+    brand: Branding | None = context.get("brand")
+    if brand is None and me is not None:
+        project = context.get("project")
+        brand = me.brand_for(project.org_id if project is not None else context.get("org_id"))
     response = templates.TemplateResponse(
-        request, name, {"me": me, "prefix": PREFIX, **context}, status_code=status_code
+        request,
+        name,
+        {
+            "me": me,
+            "prefix": PREFIX,
+            **context,
+            "brand": brand,
+            # Where API calls go: a reseller's own API address when set, else this server.
+            "api_url": brand.base_url
+            if brand is not None and brand.base_url
+            else str(request.base_url).rstrip("/"),
+        },
+        status_code=status_code,
     )
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
+    # A white-label logo is the one image from elsewhere: allow exactly its origin.
+    logo = f" {brand.logo_origin}" if brand is not None and brand.logo_origin else ""
     response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        f"default-src 'self'; img-src 'self' data:{logo}; style-src 'self'; script-src 'self'; "
         "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
     )
     response.headers["Referrer-Policy"] = "same-origin"

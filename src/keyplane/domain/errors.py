@@ -57,6 +57,19 @@ class InvalidCredentials(KeyplaneError):
     code = "invalid_credentials"
 
 
+class SsoFailed(KeyplaneError):
+    """An OpenID Connect sign-in failed: the provider is misconfigured or unreachable, or its
+    answer did not verify (issue 12). The message says which, without any token or secret."""
+
+    code = "sso_failed"
+
+
+class PasswordLoginDisabled(KeyplaneError):
+    """The person's organization signs in with SSO only."""
+
+    code = "password_login_disabled"
+
+
 class LoginLocked(KeyplaneError):
     """Too many wrong passwords for one email: sign-in refused until the lockout ends."""
 

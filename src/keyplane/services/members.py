@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keyplane.adapters.sql.models import Invitation, OrgMember, Project, ProjectMember, User
+from keyplane.adapters.sql.models import (
+    ClientAssignment,
+    Invitation,
+    OrgMember,
+    Project,
+    ProjectMember,
+    User,
+)
 from keyplane.adapters.sql.repositories import access_changed, utcnow
 from keyplane.domain.errors import Conflict, InsufficientPermissions, NotFound, ValidationFailed
 from keyplane.domain.permissions import Permission
@@ -26,6 +33,7 @@ class Member:
     email: str
     org_role: str
     project_roles: tuple[str, ...]
+    client: bool = False
 
 
 async def org_permissions(db: AsyncSession, user_id: int, org_id: int) -> frozenset[Permission]:
@@ -48,7 +56,7 @@ async def require(db: AsyncSession, user_id: int, org_id: int, permission: Permi
 async def members(db: AsyncSession, org_id: int, project_id: int | None) -> list[Member]:
     rows = (
         await db.execute(
-            select(User.id, User.email, OrgMember.role)
+            select(User.id, User.email, OrgMember.role, OrgMember.client)
             .join(OrgMember, OrgMember.user_id == User.id)
             .where(OrgMember.org_id == org_id)
             .order_by(User.email)
@@ -65,8 +73,8 @@ async def members(db: AsyncSession, org_id: int, project_id: int | None) -> list
         ).all():
             project_roles.setdefault(user_id, []).append(role)
     return [
-        Member(uid, email, role, tuple(sorted(project_roles.get(uid, []))))
-        for uid, email, role in rows
+        Member(uid, email, role, tuple(sorted(project_roles.get(uid, []))), bool(client))
+        for uid, email, role, client in rows
     ]
 
 
@@ -214,6 +222,15 @@ async def change_role(
     await require(db, actor_id, org_id, Permission.MEMBER_WRITE)
     role = _org_role(org_role)
     current = await _member_role(db, org_id, user_id)
+    client = await db.scalar(
+        select(OrgMember.client).where(OrgMember.org_id == org_id, OrgMember.user_id == user_id)
+    )
+    if client and role != OrgRole.MEMBER:
+        # Any other role grants organization-wide sight (members, every project) that would
+        # show a client the other clients.
+        raise Conflict(
+            "Clients keep the o_member role; make them a regular member first to give another role."
+        )
     if current == OrgRole.OWNER and role != OrgRole.OWNER and await _owners(db, org_id) <= 1:
         raise Conflict("An organization keeps at least one owner; make someone else owner first.")
     await accounts.set_org_role(db, org_id, user_id, role, actor_id)
@@ -230,6 +247,11 @@ async def remove(db: AsyncSession, actor_id: int, org_id: int, user_id: int) -> 
     await db.execute(
         delete(ProjectMember).where(
             ProjectMember.user_id == user_id, ProjectMember.project_id.in_(projects)
+        )
+    )
+    await db.execute(
+        delete(ClientAssignment).where(
+            ClientAssignment.org_id == org_id, ClientAssignment.user_id == user_id
         )
     )
     await db.execute(

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyplane.adapters.sql.models import Session, User
 from keyplane.adapters.sql.repositories import aware, utcnow
-from keyplane.domain.errors import InvalidCredentials, ValidationFailed
-from keyplane.services import login_throttle
+from keyplane.domain.errors import InvalidCredentials, PasswordLoginDisabled, ValidationFailed
+from keyplane.services import login_throttle, sso
 from keyplane.services.login_throttle import LoginPolicy
 from keyplane.services.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
 
@@ -38,18 +38,32 @@ async def login(db: AsyncSession, email: str, password: str) -> tuple[str, Signe
     user = await db.scalar(select(User).where(User.email == email.strip().lower()))
     if not verify_password(user.password_hash if user else None, password) or user is None:
         raise InvalidCredentials("Wrong email or password.")
+    # Only after the password checked out, so that this says nothing about unknown accounts.
+    sso_org = await sso.password_refused_by(db, user.id)
+    if sso_org is not None:
+        raise PasswordLoginDisabled(
+            f"{sso_org} signs in with SSO only; use its 'Sign in with SSO' button instead of "
+            "a password."
+        )
+    return start(db, user.id, password_verified=True)
+
+
+def start(db: AsyncSession, user_id: int, *, password_verified: bool) -> tuple[str, SignedIn]:
+    """A new session for a person who proved who they are (password or SSO). After an SSO
+    sign-in nothing counts as a recent password: revealing a secret asks for one."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
+    verified = now if password_verified else now - SESSION_LIFETIME
     row = Session(
         token_hash=_hash(token),
-        user_id=user.id,
+        user_id=user_id,
         csrf_token=secrets.token_urlsafe(24),
         created_at=now,
         expires_at=now + SESSION_LIFETIME,
-        password_verified_at=now,
+        password_verified_at=verified,
     )
     db.add(row)
-    return token, SignedIn(user.id, row.csrf_token, now)
+    return token, SignedIn(user_id, row.csrf_token, verified)
 
 
 Transaction = Callable[[], AbstractAsyncContextManager[AsyncSession]]
@@ -96,6 +110,11 @@ async def reauthenticate(db: AsyncSession, token: str, password: str) -> SignedI
     """Confirm the password again (before revealing a secret)."""
     row = await db.get(Session, _hash(token))
     user = None if row is None else await db.get(User, row.user_id)
+    if user is not None and not user.password_hash:
+        raise InvalidCredentials(
+            "Your account signs in through SSO and has no password, so secrets cannot be "
+            "revealed again; create a new key (or rotate this one) instead."
+        )
     if row is None or user is None or not verify_password(user.password_hash, password):
         raise InvalidCredentials("Wrong password.")
     row.password_verified_at = utcnow()

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import false, true
 
 # Explicit constraint names keep migrations identical on SQLite and PostgreSQL.
 NAMING = {
@@ -76,6 +78,9 @@ class OrgMember(Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     role: Mapped[str] = mapped_column(String(64))
+    # A reseller's client (issue 12): reaches only the projects assigned to them, whatever
+    # their roles say; see ClientAssignment and repositories.project_access.
+    client: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Project(Base):
@@ -461,3 +466,69 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(_tz())
     delivered_at: Mapped[datetime | None] = mapped_column(_tz())
+
+
+class ClientAssignment(Base):
+    """A project (chatbot) an organization admin assigned to a client member (issue 12).
+    A client reaches exactly these projects, checked on every request."""
+
+    __tablename__ = "client_assignments"
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(_tz())
+    created_by: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class OrgSso(Base):
+    """An organization's OpenID Connect sign-in (issue 12). The client secret is stored
+    sealed with the keyring, bound to the organization id."""
+
+    __tablename__ = "org_sso"
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    issuer: Mapped[str] = mapped_column(String(500))
+    client_id: Mapped[str] = mapped_column(String(200))
+    secret_version: Mapped[int] = mapped_column(Integer)
+    secret_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    allowed_domains: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Members created on first SSO sign-in are clients (confined) unless switched off.
+    jit_clients: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    default_project_role: Mapped[str] = mapped_column(String(64), default="p_member")
+    password_login: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    updated_at: Mapped[datetime] = mapped_column(_tz())
+
+
+class OrgBranding(Base):
+    """White-label basics shown on the organization's login and dashboard pages."""
+
+    __tablename__ = "org_branding"
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    product_name: Mapped[str | None] = mapped_column(String(100))
+    logo_url: Mapped[str | None] = mapped_column(String(2000))
+    color: Mapped[str | None] = mapped_column(String(7))
+    base_url: Mapped[str | None] = mapped_column(String(500))
+    updated_at: Mapped[datetime] = mapped_column(_tz())
+
+
+class OidcLogin(Base):
+    """A sign-in on its way through the identity provider: the state (hashed), the nonce and
+    the PKCE verifier, for ten minutes at most."""
+
+    __tablename__ = "oidc_logins"
+    state_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    nonce: Mapped[str] = mapped_column(String(64))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    next_path: Mapped[str] = mapped_column(String(1000))
+    expires_at: Mapped[datetime] = mapped_column(_tz())

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from keyplane.adapters.sql.models import (
     ApiKey,
     ChangeEvent,
+    ClientAssignment,
     CustomRole,
     Organization,
     OrgMember,
@@ -93,6 +94,11 @@ async def key_by_lookup(db: AsyncSession, lookups: Sequence[bytes]) -> VerifiedK
     return None if found is None else to_verified(found[0], found[1])
 
 
+async def assigned(db: AsyncSession, user_id: int, project_id: int) -> bool:
+    row = await db.get(ClientAssignment, (user_id, project_id))
+    return row is not None
+
+
 async def project_access(
     db: AsyncSession, user_id: int, project_id: int
 ) -> tuple[int, frozenset[Permission]] | None:
@@ -100,12 +106,19 @@ async def project_access(
     project = await db.get(Project, project_id)
     if project is None:
         return None
-    org_role = await db.scalar(
-        select(OrgMember.role).where(
-            OrgMember.org_id == project.org_id, OrgMember.user_id == user_id
+    member = (
+        await db.execute(
+            select(OrgMember.role, OrgMember.client).where(
+                OrgMember.org_id == project.org_id, OrgMember.user_id == user_id
+            )
         )
-    )
-    if org_role is None:  # project roles only count for members of the organization
+    ).first()
+    if member is None:  # project roles only count for members of the organization
+        return None
+    org_role, client = member
+    if client and not await assigned(db, user_id, project_id):
+        # A reseller's client reaches only the projects assigned to them (issue 12), whatever
+        # their roles would grant; the caller's cache is dropped on every assignment change.
         return None
     roles = (
         await db.scalars(

@@ -18,10 +18,11 @@ from keyplane.services import sessions
 router = APIRouter(prefix="/v1/session", tags=["session"])
 
 
-@router.post("", response_model=SessionOut, responses=errors_doc(401, 422, 429))
+@router.post("", response_model=SessionOut, responses=errors_doc(401, 403, 422, 429))
 async def login(body: Login, request: Request, response: Response, rt: RuntimeDep) -> SessionOut:
     """Sign in. Repeated wrong passwords for one email lock it out for a while: 429
-    login_locked with `retry_after` seconds."""
+    login_locked with `retry_after` seconds. Members of an organization that signs in with
+    SSO only get 403 password_login_disabled (after a correct password)."""
     token, signed_in = await sessions.sign_in(
         rt.transaction, body.email, body.password, login_policy(request)
     )

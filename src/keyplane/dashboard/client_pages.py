@@ -1,0 +1,162 @@
+"""Organization → Clients, the reseller view (issue 12): every client with the chatbots
+assigned to them, their keys and last use; make a member a client, assign or unassign
+projects, and revoke everything a client holds in one click. Plain forms with the session's
+CSRF token; each change redirects back."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Path, Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import RedirectResponse, Response
+
+from keyplane.adapters.sql.models import Project
+from keyplane.api.deps import runtime
+from keyplane.api.errors import status_of
+from keyplane.dashboard.key_pages import actor_of
+from keyplane.dashboard.member_pages import Change, _org_name
+from keyplane.dashboard.web import PREFIX, Viewer, check_form_csrf, render, viewer
+from keyplane.domain.errors import Conflict, InsufficientPermissions, NotFound, ValidationFailed
+from keyplane.domain.permissions import Permission
+from keyplane.domain.roles import ProjectRole
+from keyplane.services import clients, members, sso
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+ViewerDep = Annotated[Viewer, Depends(viewer)]
+Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
+Field = Annotated[str, Form(max_length=1000)]
+
+NOTICES = {
+    "client": "Member is now a client: they reach only the projects you assign them.",
+    "member": "Member is a regular member again; their organization role applies.",
+    "assigned": "Project assigned. It applies to the client's very next request.",
+    "unassigned": "Project unassigned. The client's keys lost it on their very next request.",
+    "revoked": "Every key this client held is revoked.",
+}
+
+
+async def _page(
+    request: Request, me: Viewer, org_id: int, *, error: str | None = None, status: int = 200
+) -> Response:
+    rt = runtime(request)
+    name = _org_name(me, org_id)
+    async with rt.sessions() as db:
+        await members.require(db, me.user_id, org_id, Permission.MEMBER_READ)
+        can_write = Permission.MEMBER_WRITE in await members.org_permissions(db, me.user_id, org_id)
+        listed = await clients.overview(db, me.user_id, org_id)
+        everyone = await members.members(db, org_id, None)
+        projects = (
+            await db.execute(
+                select(Project.id, Project.name)
+                .where(Project.org_id == org_id)
+                .order_by(Project.name, Project.id)
+            )
+        ).all()
+        config = await sso.get_config(db, org_id)
+    notice = NOTICES.get(request.query_params.get("done", ""))
+    return render(
+        request,
+        "clients.html",
+        {
+            "section": "clients",
+            "org_id": org_id,
+            "org_name": name,
+            "clients": listed,
+            "candidates": [m for m in everyone if not m.client and m.org_role != "o_owner"],
+            "projects": [(pid, pname) for pid, pname in projects],
+            "project_names": {pid: pname for pid, pname in projects},
+            "project_roles": list(ProjectRole),
+            "default_role": config.default_project_role if config else ProjectRole.MEMBER,
+            "can_write": can_write,
+            "notice": None if error else notice,
+            "error": error,
+        },
+        status_code=status,
+        me=me,
+    )
+
+
+@router.get("/orgs/{org_id}/clients")
+async def clients_page(request: Request, me: ViewerDep, org_id: Id) -> Response:
+    return await _page(request, me, org_id)
+
+
+async def _change(
+    request: Request, me: Viewer, org_id: int, csrf: str, done: str, change: Change
+) -> Response:
+    check_form_csrf(me.csrf_token, csrf or None)
+    try:
+        async with runtime(request).transaction() as db:
+            await change(db)
+    except (ValidationFailed, Conflict, NotFound, InsufficientPermissions) as error:
+        return await _page(request, me, org_id, error=error.message, status=status_of(error))
+    return RedirectResponse(f"{PREFIX}/orgs/{org_id}/clients?done={done}", status_code=303)
+
+
+@router.post("/orgs/{org_id}/clients")
+async def make_client(
+    request: Request, me: ViewerDep, org_id: Id, user: Field = "", csrf: Field = ""
+) -> Response:
+    user_id = int(user) if user.isdigit() and len(user) < 19 else 0
+
+    async def change(db: AsyncSession) -> object:
+        await clients.set_client(db, me.user_id, org_id, user_id, client=True)
+        return None
+
+    return await _change(request, me, org_id, csrf, "client", change)
+
+
+@router.post("/orgs/{org_id}/clients/{user_id}/release")
+async def release(
+    request: Request, me: ViewerDep, org_id: Id, user_id: Id, csrf: Field = ""
+) -> Response:
+    async def change(db: AsyncSession) -> object:
+        await clients.set_client(db, me.user_id, org_id, user_id, client=False)
+        return None
+
+    return await _change(request, me, org_id, csrf, "member", change)
+
+
+@router.post("/orgs/{org_id}/clients/{user_id}/assign")
+async def assign(
+    request: Request,
+    me: ViewerDep,
+    org_id: Id,
+    user_id: Id,
+    project: Field = "",
+    role: Field = "",
+    csrf: Field = "",
+) -> Response:
+    project_id = int(project) if project.isdigit() and len(project) < 19 else 0
+
+    async def change(db: AsyncSession) -> object:
+        await clients.assign(db, me.user_id, org_id, user_id, project_id, role)
+        return None
+
+    return await _change(request, me, org_id, csrf, "assigned", change)
+
+
+@router.post("/orgs/{org_id}/clients/{user_id}/projects/{project_id}/unassign")
+async def unassign(
+    request: Request, me: ViewerDep, org_id: Id, user_id: Id, project_id: Id, csrf: Field = ""
+) -> Response:
+    async def change(db: AsyncSession) -> object:
+        await clients.unassign(db, me.user_id, org_id, user_id, project_id)
+        return None
+
+    return await _change(request, me, org_id, csrf, "unassigned", change)
+
+
+@router.post("/orgs/{org_id}/clients/{user_id}/revoke-keys")
+async def revoke_keys(
+    request: Request, me: ViewerDep, org_id: Id, user_id: Id, csrf: Field = ""
+) -> Response:
+    rt = runtime(request)
+    actor = actor_of(request, me)
+
+    async def change(db: AsyncSession) -> object:
+        return await clients.revoke_everything(db, rt.keys, actor, org_id, user_id)
+
+    return await _change(request, me, org_id, csrf, "revoked", change)
