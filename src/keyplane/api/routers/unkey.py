@@ -63,16 +63,22 @@ def _error(request: Request, error: e.KeyplaneError) -> JSONResponse:
     headers = (
         {"Retry-After": str(error.extra["retry_after"])} if "retry_after" in error.extra else {}
     )
+    problem: dict[str, Any] = {
+        "title": error.code.replace("_", " ").capitalize(),
+        "detail": error.message,
+        "status": status,
+        "type": f"https://keyplane.dev/errors/{error.code}",
+    }
+    if status == 400:  # Unkey's bad-request body lists what is wrong, and where
+        problem["errors"] = [
+            {
+                "location": "body." + ".".join(str(p) for p in d.get("loc", []) if p != "body"),
+                "message": str(d.get("msg", error.message)),
+            }
+            for d in error.extra.get("details", [])
+        ] or [{"location": "body", "message": error.message}]
     return JSONResponse(
-        {
-            "meta": {"requestId": _request_id(request)},
-            "error": {
-                "title": error.code.replace("_", " ").capitalize(),
-                "detail": error.message,
-                "status": status,
-                "type": f"https://keyplane.dev/errors/{error.code}",
-            },
-        },
+        {"meta": {"requestId": _request_id(request)}, "error": problem},
         status_code=status,
         headers=headers,
     )
