@@ -31,9 +31,9 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 from starlette.exceptions import HTTPException
@@ -55,8 +55,7 @@ __all__ = ["Identity", "Keyplane", "KeyplaneMiddleware", "RateLimit", "Rejected"
 _STATUS_BY_CODE = {cls.code: status for cls, status in STATUS.items()}
 
 
-@dataclass(frozen=True, slots=True)
-class RateLimit:
+class RateLimit(NamedTuple):
     limit: int
     remaining: int
     reset: int  # unix seconds when `remaining` is back at `limit`
@@ -68,10 +67,17 @@ class RateLimit:
             "X-RateLimit-Reset": str(self.reset),
         }
 
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"x-ratelimit-limit", b"%d" % self.limit),
+            (b"x-ratelimit-remaining", b"%d" % self.remaining),
+            (b"x-ratelimit-reset", b"%d" % self.reset),
+        ]
 
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """Who is calling: the verified key, its project and what it may do there."""
+
+class Identity(NamedTuple):
+    """Who is calling: the verified key, its project and what it may do there. (A tuple:
+    one is built for every request.)"""
 
     key_id: str
     kind: str  # "project" or "user"
@@ -269,7 +275,7 @@ class KeyplaneMiddleware:
         if identity.ratelimit is None:
             await self.app(scope, receive, send)
             return
-        extra = [(k.lower().encode(), v.encode()) for k, v in identity.ratelimit.headers().items()]
+        extra = identity.ratelimit.raw_headers()
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -421,7 +427,7 @@ class _Remote:
             limit = cached.identity.ratelimit
             if limit is None:
                 return cached.identity
-            return replace(cached.identity, ratelimit=replace(limit, remaining=cached.remaining))
+            return cached.identity._replace(ratelimit=limit._replace(remaining=cached.remaining))
         body = await self._ask(token, permission, project_id, client_ip)
         limit = body.get("ratelimit")
         ratelimit = RateLimit(**limit) if isinstance(limit, dict) else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from keyplane.adapters.memory.lru import LRUCache
 from keyplane.adapters.memory.ratelimit import MemoryRateLimiter
@@ -85,11 +86,10 @@ class Principal:
         return self.key.mode
 
 
-@dataclass(frozen=True, slots=True)
-class Check:
+class Check(NamedTuple):
     """The outcome of verifying a key for another API: the key, the project it was checked
     on, the permission names it holds there, the rate-limit decision (None: not counted, or
-    no limiter answered) and the error, if any."""
+    no limiter answered) and the error, if any. A tuple: built on every request."""
 
     key: VerifiedKey
     project_id: int | None
@@ -328,13 +328,14 @@ class Verifier:
             self.check_usable(key, client_ip, user_agent)
         except KeyplaneError as error:
             return Check(key, target, frozenset(), None, error)
-        outcome = await self.limiter.hit(
-            key.org_id, key.budgets(await self._budget_project(key, target)), key.id
-        )
+        budget = target if key.kind is KeyKind.PROJECT else await self._budget_project(key, target)
+        outcome = await self.limiter.hit(key.org_id, key.budgets(budget), key.id)
         decision = None
         if outcome is not None:
             decision, versions = outcome
-            if self._stale(key, versions):
+            if (versions.key is not None or versions.access is not None) and self._stale(
+                key, versions
+            ):
                 key = await self.lookup(token, client_ip, user_agent, service)
                 try:
                     self.check_usable(key, client_ip, user_agent)
@@ -342,7 +343,14 @@ class Verifier:
                     return Check(key, target, frozenset(), decision, error)
         held: frozenset[str] = frozenset()
         try:
-            held = await self.held_names(key, project_id)
+            if key.kind is KeyKind.PROJECT and project_id is None:  # the common case, inline
+                held = (
+                    key.permissions | key.custom_permissions
+                    if key.custom_permissions
+                    else key.permissions
+                )
+            else:
+                held = await self.held_names(key, project_id)
             if decision is not None and not decision.allowed:
                 return Check(key, target, held, decision, rate_limit_error(decision))
             if query is not None and not query.allows(held):

@@ -52,6 +52,50 @@ class UnkeyVerifyRequest(BaseModel):
     )
 
 
+class UnkeyMeta(BaseModel):
+    requestId: str
+
+
+class UnkeyRatelimit(BaseModel):
+    exceeded: bool
+    id: str
+    name: str
+    limit: int
+    duration: int
+    reset: int
+    remaining: int
+    autoApply: bool
+
+
+class UnkeyVerifyData(BaseModel):
+    valid: bool
+    code: str
+    keyId: str | None = None
+    keyspaceId: str | None = None
+    expires: int | None = None
+    enabled: bool | None = None
+    permissions: list[str] | None = None
+    ratelimits: list[UnkeyRatelimit] | None = None
+
+
+class UnkeyVerifyResponse(BaseModel):
+    meta: UnkeyMeta
+    data: UnkeyVerifyData
+
+
+class UnkeyProblem(BaseModel):
+    title: str
+    detail: str
+    status: int
+    type: str
+    model_config = ConfigDict(extra="allow")
+
+
+class UnkeyErrorResponse(BaseModel):
+    meta: UnkeyMeta
+    error: UnkeyProblem
+
+
 def _request_id(request: Request) -> str:
     return "req_" + uuid.uuid4().hex
 
@@ -121,7 +165,11 @@ def _data(outcome: kv.Outcome) -> dict[str, Any]:
     return data
 
 
-@router.post("/v2/keys.verifyKey")
+@router.post(
+    "/v2/keys.verifyKey",
+    response_model=UnkeyVerifyResponse,
+    responses={s: {"model": UnkeyErrorResponse} for s in (400, 401, 403, 429)},
+)
 async def verify_key(request: Request, body: UnkeyVerifyRequest, rt: RuntimeDep) -> JSONResponse:
     """Unkey v2 `keys.verifyKey`: 200 with `{meta, data: {valid, code, keyId, …}}` for every
     verification outcome; the root key's own problems in Unkey's error shape."""
