@@ -36,6 +36,7 @@ loadtest: install
 bench: install
 	$(BIN)/python benchmarks/verify.py
 	$(BIN)/python benchmarks/ratelimit.py
+	$(BIN)/python benchmarks/verifier.py
 	$(BIN)/python benchmarks/http_bench.py
 
 clean:

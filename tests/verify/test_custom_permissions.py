@@ -137,3 +137,19 @@ async def test_managing_needs_api_key_permissions(client: httpx.AsyncClient, wor
     project_key = await world.project_key("project:read")
     assert (await client.get(_path(world), headers=bearer(project_key))).status_code == 403
     assert (await client.get(_path(world))).status_code == 401
+
+
+async def test_the_quarterly_audit_counts_verified_custom_permissions_as_used(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    from keyplane.services import audit
+
+    admin = await world.user_key("api_key:read", "api_key:write")
+    await register(client, world, admin, "invoices:read")
+    await register(client, world, admin, "reports:read")
+    secret = await world.project_key("invoices:read", "reports:read", name="second")
+    assert (await verify(client, admin, key=secret, permission="invoices:read"))["valid"]
+    await world.runtime.changes.flush()
+    async with world.runtime.sessions() as db:
+        report = {r["name"]: r for r in await audit.key_report(db, world.project_id)}
+    assert report["second"]["unused_permissions"] == ["reports:read"]
