@@ -28,6 +28,7 @@ Refusals are keyplane's JSON errors (DESIGN §4) with its status codes and heade
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -465,7 +466,7 @@ class _Remote:
             payload["permission"] = permission
         if project_id is not None:
             payload["project_id"] = project_id
-        if client_ip is not None:
+        if client_ip is not None and _is_address(client_ip):  # not e.g. "testclient"
             payload["ip"] = client_ip
         try:
             response = await self.client.post(self.url, json=payload, headers=self.headers)
@@ -488,6 +489,14 @@ class _Remote:
             )
         body: dict[str, Any] = response.json()
         return body
+
+
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _headers_for(code: str, extra: dict[str, Any]) -> dict[str, str]:

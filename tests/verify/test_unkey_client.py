@@ -1,54 +1,71 @@
 """Unkey v2 compatibility (issue 10): the real `unkey.py` client from PyPI, pointed at a live
-keyplane server by its server URL alone, verifies keyplane keys."""
+`keyplane serve` process by its server URL alone, verifies keyplane keys. Everything is set up
+as an operator would: with the `keyplane` CLI."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from unkey.py import Unkey, errors, models
 
 from keyplane.domain.keyformat import Mode, generate
-from keyplane.services import accounts, custom_permissions
-from keyplane.services.keys import Actor
-from tests.conftest import PASSWORD, World
-from tests.sdk.conftest import LiveServer, live_server  # noqa: F401  (fixture)
+from tests.cli.conftest import (  # noqa: F401  (fixtures)
+    OWNER_EMAIL,
+    Cli,
+    Server,
+    _cheap_password_hashing,
+    cli,
+    cli_env,
+    serve,
+)
 
 
-async def _key_id(world: World, key: str) -> str:
-    return (await world.runtime.verifier.verify(f"Bearer {key}")).id
+@pytest.fixture
+def server(cli: Cli, cli_env: dict[str, str], tmp_path: Path, serve: Callable[..., Server]) -> Any:  # noqa: F811
+    made = cli.bootstrap()
+    running = serve(cli_env, tmp_path)
+    running.wait_healthy()
+    return running, made["project_id"]
 
 
-async def test_the_unkey_client_verifies_keyplane_keys(
-    live_server: LiveServer,  # noqa: F811
-) -> None:
-    world = live_server.world
-    root_key = await world.user_key("api_key:read")
-    unkey = Unkey(root_key=root_key, server_url=live_server.base_url)
-    async with world.runtime.transaction() as db:
-        for name in ("documents:read", "documents:write"):
-            await custom_permissions.register(
-                db, world.runtime.keys, Actor.operator(), world.project_id, name
-            )
-    key = await world.project_key("documents:read", "project:read", rate_limit={"per_minute": 1})
+def _root_key(cli: Cli, *permissions: str) -> str:  # noqa: F811
+    flags = " ".join(f"-p {p}" for p in permissions)
+    key: str = cli.json(f"keys create --user {OWNER_EMAIL} --name root {flags}")["secret"]
+    return key
+
+
+def test_the_unkey_client_verifies_keyplane_keys(server: Any, cli: Cli) -> None:  # noqa: F811
+    running, project = server
+    cli.run(f"permissions add documents:read --project {project}")
+    cli.run(f"permissions add documents:write --project {project}")
+    key = cli.json(
+        f"keys create --project {project} --name app -p documents:read -p project:read "
+        "--rate-limit 1/min"
+    )
+    unkey = Unkey(root_key=_root_key(cli, "api_key:read"), server_url=running.url)
 
     # A valid key, with a permission query in Unkey's own spelling (documents.read).
-    valid = unkey.keys.verify_key(key=key, permissions="documents.read AND project:read")
+    valid = unkey.keys.verify_key(key=key["secret"], permissions="documents.read AND project:read")
     assert valid.data.valid is True
     assert valid.data.code == models.Code.VALID
-    assert valid.data.key_id == await _key_id(world, key)
-    assert valid.data.keyspace_id == str(world.project_id)
+    assert valid.data.key_id == key["id"]
+    assert valid.data.keyspace_id == str(project)
     assert valid.data.permissions == ["documents:read", "project:read"]
     assert valid.data.ratelimits is not None
     assert valid.data.ratelimits[0].limit == 1
     assert valid.meta.request_id
 
-    # Missing permission (this call counts too: the bucket holds 2 at once).
-    missing = unkey.keys.verify_key(key=key, permissions="documents.write OR knowledge:read")
+    # Missing permission (counted too: the bucket holds 2 requests at once).
+    missing = unkey.keys.verify_key(key=key["secret"], permissions="documents.write")
     assert missing.data.valid is False
     assert missing.data.code == models.Code.INSUFFICIENT_PERMISSIONS
 
     # Rate limited.
-    limited = unkey.keys.verify_key(key=key)
+    limited = unkey.keys.verify_key(key=key["secret"])
     assert limited.data.valid is False
     assert limited.data.code == models.Code.RATE_LIMITED
     assert limited.data.ratelimits is not None
@@ -56,21 +73,20 @@ async def test_the_unkey_client_verifies_keyplane_keys(
     assert limited.data.ratelimits[0].remaining == 0
 
 
-async def test_revoked_unknown_and_foreign_keys(live_server: LiveServer) -> None:  # noqa: F811
-    world = live_server.world
-    root_key = await world.user_key("api_key:read")
-    unkey = Unkey(root_key=root_key, server_url=live_server.base_url)
-    key = await world.project_key("project:read")
-    assert unkey.keys.verify_key(key=key).data.valid is True
-    admin = await world.user_key("api_key:write")
-    key_id = await _key_id(world, key)
-    async with httpx.AsyncClient(base_url=live_server.base_url) as http:
-        deleted = await http.delete(
-            f"/v1/projects/{world.project_id}/api-keys/{key_id}",
-            headers={"Authorization": f"Bearer {admin}"},
-        )
+def test_revoked_unknown_and_foreign_keys(server: Any, cli: Cli) -> None:  # noqa: F811
+    running, project = server
+    root = _root_key(cli, "api_key:read", "api_key:write")
+    unkey = Unkey(root_key=root, server_url=running.url)
+    key = cli.create_key(project, "project:read")
+    assert unkey.keys.verify_key(key=key["secret"]).data.valid is True
+
+    # Revoked through the server's API: refused on the very next verification.
+    deleted = httpx.delete(
+        f"{running.url}/v1/projects/{project}/api-keys/{key['id']}",
+        headers={"Authorization": f"Bearer {root}"},
+    )
     assert deleted.status_code == 204
-    revoked = unkey.keys.verify_key(key=key)
+    revoked = unkey.keys.verify_key(key=key["secret"])
     assert revoked.data.valid is False
     assert revoked.data.code == models.Code.DISABLED
 
@@ -79,34 +95,29 @@ async def test_revoked_unknown_and_foreign_keys(live_server: LiveServer) -> None
     assert unknown.data.key_id is None
     assert unkey.keys.verify_key(key="not a key").data.code == models.Code.NOT_FOUND
 
-    async with world.runtime.transaction() as db:
-        other = await accounts.bootstrap(db, email="rival@example.com", password=PASSWORD)
-    rival = World(world.runtime, other.org_id, other.user_id, other.project_id, "rival")
-    foreign = unkey.keys.verify_key(key=await rival.project_key("project:read"))
+    # A key of another organization is indistinguishable from no key at all.
+    rival = cli.bootstrap(email="rival@example.com")
+    foreign = unkey.keys.verify_key(
+        key=cli.create_key(rival["project_id"], "project:read")["secret"]
+    )
     assert foreign.data.model_dump() == unknown.data.model_dump()
 
     # Unkey keyspaces are keyplane projects: a key outside the listed ones does not exist.
-    fresh = await world.project_key("project:read")
-    elsewhere = unkey.keys.verify_key(key=fresh, keyspaces=[str(world.project_id + 1000)])
+    fresh = cli.create_key(project, "project:read")["secret"]
+    elsewhere = unkey.keys.verify_key(key=fresh, keyspaces=[str(project + 1000)])
     assert elsewhere.data.code == models.Code.NOT_FOUND
-    here = unkey.keys.verify_key(key=fresh, keyspaces=[str(world.project_id)])
-    assert here.data.valid is True
+    assert unkey.keys.verify_key(key=fresh, keyspaces=[str(project)]).data.valid is True
 
 
-async def test_root_key_problems_raise_unkeys_errors(
-    live_server: LiveServer,  # noqa: F811
-) -> None:
-    world = live_server.world
-    key = await world.project_key("project:read")
+def test_root_key_problems_raise_unkeys_errors(server: Any, cli: Cli) -> None:  # noqa: F811
+    running, project = server
+    key = cli.create_key(project, "project:read")["secret"]
     with pytest.raises(errors.UnauthorizedErrorResponse) as unauthorized:
-        Unkey(root_key=generate(Mode.LIVE), server_url=live_server.base_url).keys.verify_key(
-            key=key
-        )
+        Unkey(root_key=generate(Mode.LIVE), server_url=running.url).keys.verify_key(key=key)
     assert unauthorized.value.data.error.status == 401
-    project_key_as_root = Unkey(root_key=key, server_url=live_server.base_url)
-    with pytest.raises(errors.ForbiddenErrorResponse):
-        project_key_as_root.keys.verify_key(key=key)
-    root = Unkey(root_key=await world.user_key("api_key:read"), server_url=live_server.base_url)
+    with pytest.raises(errors.ForbiddenErrorResponse):  # a project key is no root key
+        Unkey(root_key=key, server_url=running.url).keys.verify_key(key=key)
+    root = Unkey(root_key=_root_key(cli, "api_key:read"), server_url=running.url)
     with pytest.raises(errors.BadRequestErrorResponse) as bad:
         root.keys.verify_key(key=key, permissions="project:read AND (")
     assert "permissions query" in bad.value.data.error.detail
