@@ -353,14 +353,7 @@ class _Local:
         )
         if error is not None:
             raise Rejected.of(error, ratelimit)
-        return Identity(
-            key_id=key.id,
-            kind=key.kind.value,
-            project_id=check.project_id,
-            mode=key.mode.value,
-            permissions=check.permissions,
-            ratelimit=ratelimit,
-        )
+        return Identity(key.id, key.kind, check.project_id, key.mode, check.permissions, ratelimit)
 
 
 def _ratelimit(check: Check) -> RateLimit | None:
