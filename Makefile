@@ -19,8 +19,8 @@ run: install
 	$(BIN)/keyplane serve
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 
 typecheck: install
 	$(BIN)/mypy
@@ -49,6 +49,7 @@ loadtest: install
 bench: install
 	$(BIN)/python benchmarks/verify.py
 	$(BIN)/python benchmarks/ratelimit.py
+	$(BIN)/python benchmarks/verifier.py
 	$(BIN)/python benchmarks/http_bench.py
 
 clean:

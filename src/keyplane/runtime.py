@@ -76,6 +76,10 @@ class Runtime:
             async with sessions() as db:
                 return await repositories.project_access(db, user_id, project_id)
 
+        async def load_custom(org_id: int) -> frozenset[str]:
+            async with sessions() as db:
+                return await repositories.custom_names_in_org(db, org_id)
+
         limiter: RateLimiter
         if settings.redis_url:
             limiter = RedisRateLimiter.from_url(
@@ -87,6 +91,7 @@ class Runtime:
             keyring=keyring,
             load_key=load_key,
             load_access=load_access,
+            load_custom=load_custom,
             limiter=limiter,
             accept_test_keys=settings.accept_test_keys,
             cache_size=settings.key_cache_size,

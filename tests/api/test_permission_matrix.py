@@ -25,7 +25,7 @@ from tests.conftest import TEST_SECRET, World, bearer
 PROJECT_PREFIX = "/v1/projects/{project_id}"
 # Management endpoints: a session or a user key, checked by the key manager with the actor's
 # own permissions (tests/api/test_key_management.py, tests/security/).
-MANAGEMENT_MODULES = {"api_keys", "alerts", "webhooks"}
+MANAGEMENT_MODULES = {"api_keys", "alerts", "webhooks", "custom_permissions"}
 
 
 def platform_routers() -> list[APIRouter]:

@@ -196,3 +196,23 @@ async def test_user_key_usage_page(client: httpx.AsyncClient, world: World) -> N
     assert page.status_code == 200
     assert "1 request in this period: 1 success" in page.text
     assert (await client.get("/dashboard/account/api-keys/key_nope/usage")).status_code == 404
+
+
+async def test_picker_offers_the_projects_own_permissions(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """Custom permissions (issue 10) are in the picker, so editing a key keeps them."""
+    from keyplane.services import custom_permissions
+    from keyplane.services.keys import Actor
+
+    async with world.runtime.transaction() as db:
+        for name in ("invoices:read", "invoices:write"):
+            await custom_permissions.register(
+                db, world.runtime.keys, Actor.operator(), world.project_id, name
+            )
+    await world.project_key("invoices:write")
+    await sign_in(client, world.email)
+    page = await client.get(keys_page(world))
+    assert 'value="invoices:read" data-implies=""' in page.text
+    assert 'value="invoices:write" data-implies="invoices:read"' in page.text
+    assert re.search(r'class="badge">invoices:write<', page.text)

@@ -16,10 +16,12 @@ from keyplane.api.routers import (
     alerts,
     api_keys,
     conversations,
+    custom_permissions,
     data_providers,
     deployments,
     exports,
     files,
+    key_verification,
     labels,
     operations,
     permissions,
@@ -29,6 +31,7 @@ from keyplane.api.routers import (
     snippets,
     tables,
     topics,
+    unkey,
     users,
     webhooks,
 )
@@ -83,7 +86,17 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         exports,
     )
     security = (alerts, webhooks, secret_scanning)
-    for module in (permissions, projects, *platform, api_keys, *security, sessions, operations):
+    verification = (key_verification, unkey, custom_permissions)
+    for module in (
+        permissions,
+        projects,
+        *platform,
+        api_keys,
+        *verification,
+        *security,
+        sessions,
+        operations,
+    ):
         # Any endpoint may answer these, whatever its own errors: unreadable or oversized
         # bodies, and the rate limit.
         app.include_router(module.router, responses=errors_doc(400, 413, 422, 429))

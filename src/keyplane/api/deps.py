@@ -117,7 +117,7 @@ def login_policy(request: Request) -> LoginPolicy:
     )
 
 
-def _observe(request: Request, admission: Admission, seconds: float) -> None:
+def observe(request: Request, admission: Admission, seconds: float) -> None:
     """Leave the gate's outcome for the response headers, logs and metrics."""
     request.state.key_id = admission.key.id
     request.state.ratelimit = admission.decision
@@ -157,7 +157,7 @@ def require(permission: Permission) -> Any:
             permission,
             request.headers.get("user-agent"),
         )
-        _observe(request, admission, time.perf_counter() - started)
+        observe(request, admission, time.perf_counter() - started)
         request.state.permission = str(permission)
         admission.enforce()
         assert admission.principal is not None
@@ -210,7 +210,7 @@ async def management_actor(request: Request) -> Actor:
     project_id = int(raw_project) if in_range else None
     started = time.perf_counter()
     admission = await rt.verifier.admit(authorization, ip, project_id, None, agent)
-    _observe(request, admission, time.perf_counter() - started)
+    observe(request, admission, time.perf_counter() - started)
     admission.enforce()
     key = admission.key
     if key.kind is KeyKind.PROJECT:

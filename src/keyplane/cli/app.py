@@ -15,7 +15,7 @@ from sqlalchemy import make_url, select
 
 from keyplane.adapters.sql.models import ApiKey, Organization, Project
 from keyplane.adapters.sql.repositories import aware, iso, org_limits, utcnow
-from keyplane.cli import security
+from keyplane.cli import permissions, security
 from keyplane.cli import sso as sso_cli
 from keyplane.cli.durations import parse_duration, parse_rate
 from keyplane.cli.output import console, emit_json, fail, table
@@ -494,6 +494,7 @@ def scan(
 
 app.add_typer(security.alerts_app, name="alerts")
 app.add_typer(security.webhooks_app, name="webhooks")
+app.add_typer(permissions.permissions_app, name="permissions")
 orgs_app.command("set-leak-policy")(security.set_leak_policy)
 orgs_app.add_typer(sso_cli.sso_app, name="sso")
 orgs_app.command("brand")(sso_cli.brand)

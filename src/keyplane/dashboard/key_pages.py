@@ -13,10 +13,11 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from keyplane.adapters.sql.models import ApiKey
-from keyplane.adapters.sql.repositories import aware, utcnow
+from keyplane.adapters.sql.repositories import aware, custom_catalog, utcnow
 from keyplane.api.deps import client_ip, runtime
 from keyplane.dashboard.chart import usage_chart
 from keyplane.dashboard.web import PREFIX, Viewer, render, viewer
+from keyplane.domain.custom_permissions import CustomCatalog
 from keyplane.domain.errors import NotFound
 from keyplane.domain.permissions import (
     PROJECT_KEY_PERMISSIONS,
@@ -54,6 +55,21 @@ def permission_groups(
         groups.setdefault(permission.resource, []).append(entry | {"held": permission in held})
     return [
         {"resource": resource, "permissions": items, "offered": any(i["held"] for i in items)}
+        for resource, items in groups.items()
+    ]
+
+
+def custom_groups(custom: CustomCatalog) -> list[dict[str, Any]]:
+    """The project's own permissions (issue 10), after the built-in ones: whoever may create
+    keys in the project may grant them, so they are always offered. Without them in the
+    picker, editing a key in the dashboard would drop them."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for name in sorted(custom.names):
+        implied = sorted(custom.closure(custom.implies[name]) - {name})
+        entry = {"name": name, "description": "", "implies": implied, "held": True}
+        groups.setdefault(name.split(":", 1)[0], []).append(entry)
+    return [
+        {"resource": resource, "permissions": items, "offered": True}
         for resource, items in groups.items()
     ]
 
@@ -101,6 +117,7 @@ async def project_keys(
     rt = runtime(request)
     async with rt.sessions() as db:
         rows = await rt.keys.list_project_keys(db, actor_of(request, me), project_id)
+        custom = await custom_catalog(db, project_id)
     held = project.permissions
     active = sum(1 for r in rows if r.revoked_at is None)
     limit = rt.settings.max_keys_per_project
@@ -115,7 +132,7 @@ async def project_keys(
             "api_base": f"/v1/projects/{project_id}/api-keys",
             "usage_base": f"{PREFIX}/projects/{project_id}/settings/api-keys",
             "keys": _rows(rows),
-            "groups": permission_groups(PROJECT_KEY_PERMISSIONS, held),
+            "groups": permission_groups(PROJECT_KEY_PERMISSIONS, held) + custom_groups(custom),
             "can_write": Permission.API_KEY_WRITE in held,
             "active": active,
             "limit": limit,

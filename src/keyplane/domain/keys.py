@@ -64,6 +64,8 @@ class VerifiedKey:
     scope: Scope = Scope.KEY
     scope_limits: Limits = PLAN_LIMITS["standard"]
     own_limits: Limits | None = None
+    # Permissions of the organization's own API registered for the key's project (issue 10).
+    custom_permissions: frozenset[str] = frozenset()
 
     def budgets(self, project_id: int | None) -> list[tuple[str, Limits]]:
         """The (bucket id, limits) pairs a request on `project_id` is counted against (None:

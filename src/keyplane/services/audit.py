@@ -127,10 +127,14 @@ async def key_report(db: AsyncSession, project_id: int) -> list[dict[str, Any]]:
                 f"{ROTATION_DAYS[KeyLabel(key.label) if key.label else None]} days)"
             )
         # Implied permissions (read under write) count as used when the write is.
-        exercised = closure(
-            Permission(p) for p in used[key.id] if p in Permission._value2member_map_
-        )
-        unused = sorted(set(key.permissions) - {str(p) for p in exercised})
+        # A project's own permissions (issue 10) count when a verification asked for them.
+        exercised = {
+            str(p)
+            for p in closure(
+                Permission(p) for p in used[key.id] if p in Permission._value2member_map_
+            )
+        } | {p for p in used[key.id] if p not in Permission._value2member_map_}
+        unused = sorted(set(key.permissions) - exercised)
         if last_used is not None and unused:
             findings.append("over-privileged: unused " + ", ".join(unused))
         report.append(

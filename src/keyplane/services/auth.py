@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from keyplane.adapters.memory.lru import LRUCache
 from keyplane.adapters.memory.ratelimit import MemoryRateLimiter
@@ -26,6 +27,7 @@ from keyplane.domain.errors import (
 )
 from keyplane.domain.keyformat import Mode, parse
 from keyplane.domain.keys import KeyKind, VerifiedKey, bearer_token
+from keyplane.domain.permission_query import Query
 from keyplane.domain.permissions import Permission
 from keyplane.domain.ratelimit import Decision, Limits
 from keyplane.services.auth_failures import AuthFailureMonitor
@@ -35,6 +37,15 @@ from keyplane.services.ratelimit import RateLimiter, Versions
 KeyLoader = Callable[[list[bytes]], Awaitable[VerifiedKey | None]]
 # (user id, project id) -> (org id, permissions) or None when the user cannot reach it
 AccessLoader = Callable[[int, int], Awaitable[tuple[int, frozenset[Permission]] | None]]
+
+# org id -> every custom permission name registered in its projects
+CustomLoader = Callable[[int], Awaitable[frozenset[str]]]
+# (the key, the project it is checked on) -> whether the caller may know the key exists
+Visibility = Callable[[VerifiedKey, int | None], Awaitable[bool]]
+SERVICE_FAILURE_FACTOR = 100
+NO_SUCH_KEY = (
+    "No such API key; it may have been mistyped, or it belongs to another keyplane installation."
+)
 
 _NO_ACCESS: tuple[int, frozenset[Permission]] = (0, frozenset())
 # Failed authentications that count towards a burst. A missing header is not an attempt.
@@ -75,6 +86,22 @@ class Principal:
         return self.key.mode
 
 
+class Check(NamedTuple):
+    """The outcome of verifying a key for another API: the key, the project it was checked
+    on, the permission names it holds there, the rate-limit decision (None: not counted, or
+    no limiter answered) and the error, if any. A tuple: built on every request."""
+
+    key: VerifiedKey
+    project_id: int | None
+    permissions: frozenset[str]
+    decision: Decision | None
+    error: KeyplaneError | None
+
+    @property
+    def valid(self) -> bool:
+        return self.error is None
+
+
 class Verifier:
     def __init__(
         self,
@@ -88,6 +115,7 @@ class Verifier:
         auth_failures_per_minute: int = 30,
         clock: Callable[[], float] = time.time,
         failures: AuthFailureMonitor | None = None,
+        load_custom: CustomLoader | None = None,
     ) -> None:
         self.keyring = keyring
         self._load_key = load_key
@@ -104,6 +132,14 @@ class Verifier:
         # valid keys in use are never slowed.
         self._failures = MemoryRateLimiter(max_buckets=100_000, clock=clock)
         self._failure_limits = Limits(per_minute=auth_failures_per_minute, per_day=10**9)
+        # A service verifying its own clients' keys (POST /v1/keys/verify) sees every typo of
+        # all of them: a far larger budget, still bounding the lookups one caller can cause.
+        self._service_failure_limits = Limits(
+            per_minute=auth_failures_per_minute * SERVICE_FAILURE_FACTOR, per_day=10**9
+        )
+        self._load_custom = load_custom
+        # org id -> custom permission names registered in its projects
+        self.custom: LRUCache[int, frozenset[str]] = LRUCache(max(1, cache_size // 10))
         # Lookup hashes that were valid keys once. They outlive cache invalidations, so that a
         # throttled address can still re-load a key it was already using.
         self._known: LRUCache[bytes, bool] = LRUCache(cache_size)
@@ -122,17 +158,39 @@ class Verifier:
         """The issued key behind an Authorization header, or the error that says why not."""
         try:
             token = bearer_token(authorization)
+        except _FAILURES as error:
+            self._failed(client_ip, user_agent, error, None)
+            raise
+        key = await self.lookup(token, client_ip, user_agent)
+        self.check_usable(key, client_ip, user_agent)
+        return key
+
+    async def lookup(
+        self,
+        token: str,
+        client_ip: str | None,
+        user_agent: str | None = None,
+        service: str | None = None,
+    ) -> VerifiedKey:
+        """The issued key for a token, usable or not (revoked and expired keys included).
+        `service`: the id of a service verifying keys on behalf of its own clients, whose
+        failed lookups are throttled as that service's rather than by client address."""
+        try:
             # The cache is keyed by the token itself: a hit needs no parsing and no HMAC, which
             # were two thirds of a verification's cost. Holding tokens in memory exposes
             # nothing new: this process holds the keyring, which decrypts every stored secret.
             key = self.keys.get(token)
             if key is None:
-                key = await self._miss(token, client_ip)
+                key = await self._miss(token, client_ip, service)
             elif key.mode is Mode.TEST and not self.accept_test_keys:
                 raise _test_keys_refused()
         except _FAILURES as error:
             self._failed(client_ip, user_agent, error, None)
             raise
+        return key
+
+    def check_usable(self, key: VerifiedKey, client_ip: str | None, user_agent: str | None) -> None:
+        """Not revoked, not expired, and called from an allowed address."""
         now = self.clock()
         try:
             key.check_usable(now)
@@ -142,7 +200,6 @@ class Verifier:
         if key.ip_allowlist:
             key.check_ip(client_ip)
         self.used[key.id] = now
-        return key
 
     def _failed(
         self, ip: str | None, user_agent: str | None, error: KeyplaneError, key_id: str | None
@@ -150,12 +207,16 @@ class Verifier:
         if self.failures is not None:
             self.failures.record(ip, user_agent, error.code, key_id, self.clock())
 
-    async def _miss(self, token: str, client_ip: str | None) -> VerifiedKey:
+    async def _miss(self, token: str, client_ip: str | None, service: str | None) -> VerifiedKey:
         secret = parse(token).value  # shape and checksum: bad input never reaches storage
         if secret.startswith("sk_test_") and not self.accept_test_keys:
             raise _test_keys_refused()
         lookup = self.keyring.lookup_hash(secret)
-        failures = [("ip:" + (client_ip or "unknown"), self._failure_limits)]
+        failures = (
+            [("ip:" + (client_ip or "unknown"), self._failure_limits)]
+            if service is None
+            else [("svc:" + service, self._service_failure_limits)]
+        )
         throttle = self._failures.peek(failures)
         if not throttle.allowed and self._known.get(lookup) is None:
             retry = throttle.retry_after
@@ -170,10 +231,7 @@ class Verifier:
         key = await self._load_key(lookups)
         if key is None:
             self._failures.decide(failures)
-            raise InvalidApiKey(
-                "No such API key; it may have been mistyped, or it belongs to another keyplane "
-                "installation."
-            )
+            raise InvalidApiKey(NO_SUCH_KEY)
         self.keys.put(token, key)
         self._known.put(lookup, True)
         return key
@@ -245,6 +303,100 @@ class Verifier:
             return Admission(key, None, decision, error)
         return Admission(key, principal, decision, None)
 
+    async def check(
+        self,
+        token: str,
+        *,
+        client_ip: str | None,
+        project_id: int | None = None,
+        query: Query | None = None,
+        visible: Visibility | None = None,
+        service: str | None = None,
+        user_agent: str | None = None,
+    ) -> Check:
+        """Verify a key for another API (issue 10): the same gate as `admit`, for a key
+        given as such and permissions of any name (built-in or the project's own).
+
+        Raises only when there is no key to speak of (malformed, unknown, or one `visible`
+        says the caller may not know about: answered exactly as an unknown key). Everything
+        else comes back in the Check, with the rate-limit decision once it was counted."""
+        key = self.keys.get(token)  # the steady state, without a coroutine for lookup()
+        if key is None or (key.mode is Mode.TEST and not self.accept_test_keys):
+            key = await self.lookup(token, client_ip, user_agent, service)
+        target = key.project_id if key.kind is KeyKind.PROJECT else project_id
+        if visible is not None and not await visible(key, target):
+            raise InvalidApiKey(NO_SUCH_KEY)
+        try:
+            self.check_usable(key, client_ip, user_agent)
+        except KeyplaneError as error:
+            return Check(key, target, frozenset(), None, error)
+        budget = target if key.kind is KeyKind.PROJECT else await self._budget_project(key, target)
+        outcome = await self.limiter.hit(key.org_id, key.budgets(budget), key.id)
+        decision = None
+        if outcome is not None:
+            decision, versions = outcome
+            if (versions.key is not None or versions.access is not None) and self._stale(
+                key, versions
+            ):
+                key = await self.lookup(token, client_ip, user_agent, service)
+                try:
+                    self.check_usable(key, client_ip, user_agent)
+                except KeyplaneError as error:
+                    return Check(key, target, frozenset(), decision, error)
+        held: frozenset[str] = frozenset()
+        try:
+            if key.kind is KeyKind.PROJECT and project_id is None:  # the common case, inline
+                held = (
+                    key.permissions | key.custom_permissions
+                    if key.custom_permissions
+                    else key.permissions
+                )
+            else:
+                held = await self.held_names(key, project_id)
+            if decision is not None and not decision.allowed:
+                return Check(key, target, held, decision, rate_limit_error(decision))
+            if query is not None and not query.allows(held):
+                missing = query.missing(held)
+                raise InsufficientPermissions(
+                    f"This key lacks the {missing} permission; add it to the key (API Keys → "
+                    "pencil icon) or use a key that has it.",
+                    required=missing,
+                )
+        except KeyplaneError as error:
+            return Check(key, target, held, decision, error)
+        return Check(key, target, held, decision, None)
+
+    async def held_names(self, key: VerifiedKey, project_id: int | None) -> frozenset[str]:
+        """Every permission name `key` holds on `project_id` (None: the key's own project,
+        or for a user key its scopes): built-in and, for project keys, the project's own."""
+        if key.kind is KeyKind.PROJECT:
+            if project_id is not None and project_id != key.project_id:
+                raise ProjectMismatch(
+                    f"This key belongs to project {key.project_id}, not project {project_id}; "
+                    f"use a key created in project {project_id}."
+                )
+            if not key.custom_permissions:
+                return key.permissions
+            return key.permissions | key.custom_permissions
+        if project_id is None:
+            return key.permissions
+        assert key.user_id is not None
+        org_id, held = await self.user_access(key.user_id, project_id)
+        if not held or org_id != key.org_id:
+            raise ProjectMismatch(
+                f"This user key cannot reach project {project_id}: its owner has no access "
+                "to it in the key's organization. Use a project key of that project."
+            )
+        return key.permissions & held
+
+    async def custom_names(self, org_id: int) -> frozenset[str]:
+        """The custom permission names of an organization's projects, cached like keys."""
+        names = self.custom.get(org_id)
+        if names is None:
+            names = await self._load_custom(org_id) if self._load_custom else frozenset()
+            self.custom.put(org_id, names)
+        return names
+
     async def _budget_project(self, key: VerifiedKey, project_id: int | None) -> int | None:
         """Which project's budget a request is charged to: a project key's own; for a user
         key the path's project, but only one its owner can reach — nobody may drain the
@@ -293,6 +445,7 @@ class Verifier:
         carry its rate limits) and everyone's access (cheap, and changes are rare)."""
         self.keys.evict_where(lambda _token, key: key.org_id == org_id)
         self.access.clear()
+        self.custom.evict_where(lambda org, _names: org == org_id)
 
     def drain_used(self) -> dict[str, float]:
         used, self.used = self.used, {}

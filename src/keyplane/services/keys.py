@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from keyplane.adapters.sql.models import ApiKey, AuditEvent, Organization, OrgMember, Project
 from keyplane.adapters.sql.repositories import (
     aware,
+    custom_catalog,
     iso,
     key_changed,
     org_limits,
@@ -20,6 +21,7 @@ from keyplane.adapters.sql.repositories import (
     utcnow,
 )
 from keyplane.domain import keyformat
+from keyplane.domain.custom_permissions import NAME, CustomCatalog, is_builtin
 from keyplane.domain.errors import (
     Conflict,
     InsufficientPermissions,
@@ -229,10 +231,14 @@ class KeyManager:
         self, db: AsyncSession, actor: Actor, project_id: int, spec: KeySpec
     ) -> IssuedKey:
         held = await self.require(db, actor, project_id, Permission.API_KEY_WRITE)
-        requested = parse_permissions(spec.permissions)
+        # The project's own permissions (issue 10) may be granted by anyone who may create
+        # keys here; built-in ones only by those who hold them.
+        catalog = await custom_catalog(db, project_id)
+        requested, custom = catalog.split(spec.permissions)
         check_grantable(requested, user_key=False)
         granted = closure(requested)
         self._check_held(granted, held, f"on project {project_id}")
+        custom = catalog.closure(custom)
         # Lock the project row (PostgreSQL) so two concurrent creations cannot both pass the
         # limit; SQLite serialises writers anyway.
         project = await db.scalar(select(Project).where(Project.id == project_id).with_for_update())
@@ -253,7 +259,7 @@ class KeyManager:
             db,
             actor,
             spec,
-            granted,
+            granted | custom,
             kind=KeyKind.PROJECT,
             org_id=project.org_id,
             project_id=project_id,
@@ -335,6 +341,7 @@ class KeyManager:
         org_id: int | None = None,
     ) -> IssuedKey:
         org_id = await self._user_scope(db, owner_id, org_id)
+        _no_custom(spec.permissions)
         requested = parse_permissions(spec.permissions)
         check_grantable(requested, user_key=True)
         granted = closure(requested)
@@ -380,7 +387,7 @@ class KeyManager:
         db: AsyncSession,
         actor: Actor,
         spec: KeySpec,
-        granted: frozenset[Permission],
+        granted: frozenset[str],
         *,
         kind: KeyKind,
         org_id: int,
@@ -441,13 +448,24 @@ class KeyManager:
             diff["name"] = [row.name, _clean_name(changes.name)]
             row.name = diff["name"][1]
         if "permissions" in changes.sent and changes.permissions is not None:
-            requested = parse_permissions(changes.permissions)
+            if row.kind == KeyKind.PROJECT and row.project_id is not None:
+                catalog = await custom_catalog(db, row.project_id)
+            else:
+                _no_custom(changes.permissions)
+                catalog = CustomCatalog()
+            requested, custom = catalog.split(changes.permissions)
             check_grantable(requested, user_key=row.kind == KeyKind.USER)
-            current = frozenset(Permission(p) for p in row.permissions)
+            current = frozenset(Permission(p) for p in row.permissions if is_builtin(p))
             new = apply_edit(current, requested)
             self._check_held(new - current, held, "yourself")
-            diff["permissions"] = {"added": sorted(new - current), "removed": sorted(current - new)}
-            row.permissions = sorted(new)
+            current_custom = frozenset(p for p in row.permissions if not is_builtin(p))
+            new_custom = catalog.apply_edit(current_custom, custom)
+            before, after = set(row.permissions), set(new) | new_custom
+            diff["permissions"] = {
+                "added": sorted(after - before),
+                "removed": sorted(before - after),
+            }
+            row.permissions = sorted(after)
         if "expires_at" in changes.sent:
             expires = changes.expires_at
             assert expires is None or isinstance(expires, datetime)
@@ -504,7 +522,7 @@ class KeyManager:
             db,
             actor,
             spec,
-            frozenset(Permission(p) for p in row.permissions),
+            frozenset(row.permissions),
             kind=KeyKind(row.kind),
             org_id=row.org_id,
             project_id=row.project_id,
@@ -550,6 +568,19 @@ class KeyManager:
                 data=data,
                 created_at=utcnow(),
             )
+        )
+
+
+def _no_custom(names: list[str]) -> None:
+    """User keys span projects; a project's own permissions belong to that project's keys."""
+    custom = sorted({n for n in names if not is_builtin(n) and NAME.match(n)})
+    if custom:
+        raise ValidationFailed(
+            f"{', '.join(custom)} is not a built-in permission; custom permissions belong to one "
+            "project, so grant them to a project key of that project.",
+            details=[
+                {"loc": ["permissions"], "msg": "custom permission", "value": n} for n in custom
+            ],
         )
 
 

@@ -104,6 +104,20 @@ class CustomRole(Base):
     permissions: Mapped[list[str]] = mapped_column(JSON)
 
 
+class CustomPermission(Base):
+    """A permission of the organization's own API, registered for one project (issue 10)."""
+
+    __tablename__ = "custom_permissions"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(String(200), default="")
+    implies: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(_tz())
+    created_by: Mapped[int | None] = mapped_column(BigInteger)
+
+
 class ProjectMember(Base):
     """One row per (user, project, role): a user may hold several roles on a project."""
 

@@ -13,12 +13,14 @@ from keyplane.adapters.sql.models import (
     ApiKey,
     ChangeEvent,
     ClientAssignment,
+    CustomPermission,
     CustomRole,
     Organization,
     OrgMember,
     Project,
     ProjectMember,
 )
+from keyplane.domain.custom_permissions import CustomCatalog
 from keyplane.domain.keyformat import Mode
 from keyplane.domain.keys import KeyKind, VerifiedKey, parse_ip_allowlist
 from keyplane.domain.permissions import Permission
@@ -72,7 +74,13 @@ def to_verified(row: ApiKey, org: Organization) -> VerifiedKey:
         org_id=row.org_id,
         project_id=row.project_id,
         user_id=row.user_id,
-        permissions=frozenset(Permission(p) for p in row.permissions),
+        permissions=frozenset(
+            Permission(p) for p in row.permissions if p in Permission._value2member_map_
+        ),
+        # Anything else the key holds is a custom permission of its project.
+        custom_permissions=frozenset(
+            p for p in row.permissions if p not in Permission._value2member_map_
+        ),
         expires_at=epoch(row.expires_at),
         revoked_at=epoch(row.revoked_at),
         ip_allowlist=parse_ip_allowlist(row.ip_allowlist or ()),
@@ -203,3 +211,21 @@ async def touch_last_used(db: AsyncSession, used: Iterable[tuple[str, float]]) -
             .where((ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < moment))
             .values(last_used_at=moment)
         )
+
+
+async def custom_names_in_org(db: AsyncSession, org_id: int) -> frozenset[str]:
+    """Every custom permission registered in any project of an organization."""
+    rows = await db.scalars(
+        select(CustomPermission.name)
+        .join(Project, Project.id == CustomPermission.project_id)
+        .where(Project.org_id == org_id)
+    )
+    return frozenset(rows.all())
+
+
+async def custom_catalog(db: AsyncSession, project_id: int) -> CustomCatalog:
+    """The custom permissions registered for a project, with what each implies."""
+    rows = await db.scalars(
+        select(CustomPermission).where(CustomPermission.project_id == project_id)
+    )
+    return CustomCatalog({r.name: frozenset(r.implies) for r in rows.all()})
