@@ -27,6 +27,7 @@ from keyplane.services.keys import KeyManager
 from keyplane.services.ratelimit import RateLimiter
 from keyplane.services.usage import UsageBuffer
 from keyplane.services.webhook_sender import WebhookSender
+from keyplane.services.webhooks import Destinations
 from keyplane.settings import FailureMode, Settings
 
 
@@ -118,6 +119,9 @@ class Runtime:
                 retry_base_seconds=settings.webhook_retry_base_seconds,
                 max_attempts=settings.webhook_max_attempts,
                 timeout_seconds=settings.webhook_timeout_seconds,
+                retry_max_delay_seconds=settings.webhook_retry_max_delay_seconds,
+                retry_window_seconds=settings.webhook_retry_window_seconds,
+                destinations=Destinations(allow_private=settings.webhook_allow_private),
             ),
             github_keys=GithubKeys(settings.github_scanning_keys_file),
             anomalies=AnomalyDetector(

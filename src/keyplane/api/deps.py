@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import time
 import urllib.parse
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from keyplane.domain.errors import (
     MissingAuthorization,
     ValidationFailed,
 )
+from keyplane.domain.keyformat import Mode
 from keyplane.domain.keys import IpNetwork, KeyKind
 from keyplane.domain.permissions import Permission
 from keyplane.observability import Metrics
@@ -219,3 +221,40 @@ async def management_actor(request: Request) -> Actor:
 
 
 ActorDep = Annotated[Actor, Depends(management_actor)]
+
+
+@dataclass(frozen=True)
+class ProjectCaller:
+    """Who calls a project endpoint that both people and keys use (webhooks): the actor for
+    audit, and the mode it works in (a key's own; None for a dashboard session, which sees
+    both modes)."""
+
+    actor: Actor
+    mode: Mode | None
+
+
+def caller(permission: Permission) -> Any:
+    """Like `require`, but a signed-in dashboard user (cookie, plus the CSRF token on a
+    change) may call too, checked against their own permissions on the project. Keys of
+    either kind are admitted (rate-limited, IP-checked, mode-bound) exactly as by `require`."""
+
+    async def guard(request: Request, project_id: ProjectId) -> ProjectCaller:
+        rt = runtime(request)
+        if request.headers.get("authorization") is None:
+            actor = await management_actor(request)  # the session path
+            async with rt.sessions() as db:
+                await rt.keys.require(db, actor, project_id, permission)
+            return ProjectCaller(actor, None)
+        principal: Principal = await require(permission).dependency(request, project_id)
+        key = principal.key
+        actor = Actor(
+            user_id=key.user_id,
+            key_id=key.id,
+            key_scopes=principal.permissions,
+            ip=request.state.client_ip,
+            user_agent=request.headers.get("user-agent"),
+        )
+        return ProjectCaller(actor, key.mode)
+
+    guard.permission = permission  # type: ignore[attr-defined]
+    return Depends(guard)

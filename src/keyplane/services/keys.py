@@ -415,17 +415,19 @@ class KeyManager:
             rotated_from=rotated_from,
         )
         db.add(row)
+        action = "api_key.rotated" if rotated_from else "api_key.created"
         self._audit(
             db,
             actor,
             row,
-            "api_key.rotated" if rotated_from else "api_key.created",
+            action,
             {
                 "permissions": row.permissions,
                 "rotated_from": rotated_from,
             },
         )
         await db.flush()
+        await _announce(db, row, action)
         return IssuedKey(row=row, secret=secret)
 
     async def update(
@@ -476,6 +478,7 @@ class KeyManager:
         row.updated_at = now
         self._audit(db, actor, row, "api_key.deleted", {})
         await self._changed(db, row)
+        await _announce(db, row, "api_key.deleted")
 
     async def rotate(
         self, db: AsyncSession, actor: Actor, row: ApiKey, grace_seconds: int
@@ -551,6 +554,16 @@ class KeyManager:
                 created_at=utcnow(),
             )
         )
+
+
+async def _announce(db: AsyncSession, row: ApiKey, event: str) -> None:
+    """The webhook event of a project key's change (masked: never the secret). User keys
+    belong to no project and have no subscriptions to tell."""
+    if row.project_id is None:
+        return
+    from keyplane.services import webhooks  # webhooks imports this module (Actor)
+
+    await webhooks.enqueue(db, row.project_id, event, {"api_key": describe(row)}, row.mode)
 
 
 def _gone(row: ApiKey) -> bool:
