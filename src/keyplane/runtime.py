@@ -19,6 +19,7 @@ from keyplane.domain.permissions import Permission
 from keyplane.services.anomalies import AnomalyDetector, load_geoip
 from keyplane.services.auth import Verifier
 from keyplane.services.auth_failures import AuthFailureMonitor
+from keyplane.services.browser_guard import BrowserGuard
 from keyplane.services.changes import ChangeFeed
 from keyplane.services.crypto import Keyring, load_keyring
 from keyplane.services.github_keys import GithubKeys
@@ -46,6 +47,7 @@ class Runtime:
     webhooks: WebhookSender
     github_keys: GithubKeys
     anomalies: AnomalyDetector
+    browser_guard: BrowserGuard
 
     @classmethod
     async def start(
@@ -129,6 +131,7 @@ class Runtime:
                 interval_seconds=settings.anomaly_interval_seconds,
                 geoip=load_geoip(settings.geoip_csv),
             ),
+            browser_guard=BrowserGuard(sessions),
         )
         if background:
             await changes.start()

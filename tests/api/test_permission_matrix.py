@@ -101,6 +101,11 @@ SAMPLES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", f"{P}/deployments"): {"json": {"channel": "web", "name": "Site"}},
     ("GET", f"{P}/exports/conversations"): None,
     ("GET", f"{P}/exports/full"): None,
+    ("POST", f"{P}/users/batch"): {"json": {"items": [{"external_id": "b1", "first_name": "A"}]}},
+    ("POST", f"{P}/snippets/batch"): {"json": {"items": [{"title": "T", "content": "C"}]}},
+    ("POST", f"{P}/tables/{{table_id}}/rows/batch"): {
+        "json": {"items": [{"values": {"sku": "C"}}]}
+    },
     ("GET", f"{P}/webhooks"): None,
     ("POST", f"{P}/webhooks"): {"json": HOOK},
     ("GET", f"{P}/webhooks/{{webhook_id}}"): None,

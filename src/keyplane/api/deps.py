@@ -24,6 +24,7 @@ from keyplane.observability import Metrics
 from keyplane.runtime import Runtime
 from keyplane.services import sessions
 from keyplane.services.auth import Admission, Principal
+from keyplane.services.browser_guard import browser_origin
 from keyplane.services.keys import Actor
 from keyplane.services.login_throttle import LoginPolicy
 from keyplane.services.sessions import SignedIn
@@ -137,6 +138,22 @@ def _utf8_path(request: Request) -> None:
         ) from None
 
 
+async def _browser_check(
+    request: Request, rt: Runtime, admission: Admission, project_id: int | None
+) -> None:
+    """Refuse a key sent from a web page (before authorization: a key used there is exposed
+    whatever it may do)."""
+    origin = browser_origin(request.headers)
+    if origin is not None:
+        await rt.browser_guard.check(
+            admission.key,
+            origin,
+            project_id,
+            request.state.client_ip,
+            request.headers.get("user-agent"),
+        )
+
+
 def require(permission: Permission) -> Any:
     """A dependency that authenticates the API key and checks `permission` on the path's
     project. Returns the Principal."""
@@ -155,6 +172,7 @@ def require(permission: Permission) -> Any:
         )
         _observe(request, admission, time.perf_counter() - started)
         request.state.permission = str(permission)
+        await _browser_check(request, rt, admission, project_id)
         admission.enforce()
         assert admission.principal is not None
         _utf8_path(request)
@@ -207,6 +225,7 @@ async def management_actor(request: Request) -> Actor:
     started = time.perf_counter()
     admission = await rt.verifier.admit(authorization, ip, project_id, None, agent)
     _observe(request, admission, time.perf_counter() - started)
+    await _browser_check(request, rt, admission, project_id)
     admission.enforce()
     key = admission.key
     if key.kind is KeyKind.PROJECT:

@@ -64,6 +64,8 @@ class VerifiedKey:
     scope: Scope = Scope.KEY
     scope_limits: Limits = PLAN_LIMITS["standard"]
     own_limits: Limits | None = None
+    # A test key its owner marked for use from web pages (issue 11); never a live key.
+    allow_browser: bool = False
 
     def budgets(self, project_id: int | None) -> list[tuple[str, Limits]]:
         """The (bucket id, limits) pairs a request on `project_id` is counted against (None:

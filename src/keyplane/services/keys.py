@@ -68,6 +68,7 @@ class KeySpec:
     ip_allowlist: list[str] = field(default_factory=list)
     rate_limit: dict[str, int] | None = None
     label: KeyLabel | None = None
+    allow_browser: bool = False
 
 
 @dataclass
@@ -80,6 +81,7 @@ class KeyChanges:
     ip_allowlist: list[str] | None = None
     rate_limit: dict[str, int] | object | None = None
     label: KeyLabel | None = None
+    allow_browser: bool | None = None
     sent: frozenset[str] = frozenset()
 
 
@@ -109,6 +111,7 @@ def describe(row: ApiKey) -> dict[str, Any]:
         "ip_allowlist": list(row.ip_allowlist or []),
         "rate_limit": row.rate_limit,
         "label": row.label,
+        "allow_browser": bool(row.allow_browser),
         **rotation_schedule(row),
     }
 
@@ -388,6 +391,7 @@ class KeyManager:
         user_id: int | None,
         rotated_from: str | None = None,
     ) -> IssuedKey:
+        _check_browser(spec.allow_browser, spec.mode)
         secret = keyformat.generate(spec.mode)
         key_id = "key_" + "".join(secrets.choice(keyformat.BASE62) for _ in range(16))
         version, sealed = self.keyring.encrypt(secret, key_id)
@@ -408,6 +412,7 @@ class KeyManager:
             ip_allowlist=[str(n) for n in parse_ip_allowlist(spec.ip_allowlist)],
             rate_limit=_clean_rate_limit(spec.rate_limit, await self._org(db, org_id)),
             label=spec.label,
+            allow_browser=spec.allow_browser,
             created_at=now,
             created_by=actor.user_id,
             updated_at=now,
@@ -462,6 +467,10 @@ class KeyManager:
         if "label" in changes.sent:
             diff["label"] = [row.label, changes.label]
             row.label = changes.label
+        if "allow_browser" in changes.sent and changes.allow_browser is not None:
+            _check_browser(changes.allow_browser, Mode(row.mode))
+            diff["allow_browser"] = [bool(row.allow_browser), changes.allow_browser]
+            row.allow_browser = changes.allow_browser
         if "rate_limit" in changes.sent:
             limit = changes.rate_limit
             assert limit is None or isinstance(limit, dict)
@@ -502,6 +511,7 @@ class KeyManager:
             ip_allowlist=list(row.ip_allowlist or []),
             rate_limit=row.rate_limit,
             label=KeyLabel(row.label) if row.label else None,
+            allow_browser=bool(row.allow_browser),
         )
         issued = await self._issue(
             db,
@@ -553,6 +563,15 @@ class KeyManager:
                 data=data,
                 created_at=utcnow(),
             )
+        )
+
+
+def _check_browser(allow_browser: bool, mode: Mode) -> None:
+    if allow_browser and mode != Mode.TEST:
+        raise ValidationFailed(
+            "Only sk_test_ keys can be marked for browser use: a live key in a web page is "
+            "readable by anyone who opens it. Call keyplane from your backend with live keys.",
+            details=[{"loc": ["body", "allow_browser"], "msg": "test keys only"}],
         )
 
 
