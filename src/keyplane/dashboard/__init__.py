@@ -10,7 +10,14 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import RedirectResponse, Response
 
 from keyplane.api.errors import status_of
-from keyplane.dashboard import alert_pages, auth_pages, incident_pages, key_pages, member_pages
+from keyplane.dashboard import (
+    alert_pages,
+    auth_pages,
+    compliance_pages,
+    incident_pages,
+    key_pages,
+    member_pages,
+)
 from keyplane.dashboard.web import (
     HERE,
     PREFIX,
@@ -29,6 +36,7 @@ def install(app: FastAPI) -> None:
     app.include_router(key_pages.router)
     app.include_router(member_pages.router)
     app.include_router(alert_pages.router)
+    app.include_router(compliance_pages.router)
     app.include_router(incident_pages.router)
 
     @app.get("/", include_in_schema=False)
