@@ -3,6 +3,7 @@ live server over real HTTP, with a real receiver on loopback (test mode)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -28,7 +29,8 @@ async def test_webhooks_and_batches_sync(live_server: LiveServer) -> None:
         created = client.webhooks.create(
             url=hook.url, events=["snippet.changed"], description="Docs mirror"
         )
-        assert created.secret is not None and created.secret.startswith("whsec_")
+        assert created.secret is not None
+        assert created.secret.startswith("whsec_")
         assert (created.mode, created.enabled) == ("test", True)
         assert [w.id for w in client.webhooks.list()] == [created.id]
         assert client.webhooks.get(created.id).secret is None
@@ -43,7 +45,7 @@ async def test_webhooks_and_batches_sync(live_server: LiveServer) -> None:
         deadline = time.monotonic() + 15
         while len(hook.requests) < 2:
             assert time.monotonic() < deadline
-            time.sleep(0.05)
+            await asyncio.sleep(0.05)
         for request in hook.requests:
             header = request.headers["X-Keyplane-Signature"]
             assert verify_webhook_signature(created.secret, header, request.body)
