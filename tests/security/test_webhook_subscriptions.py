@@ -14,10 +14,12 @@ import httpx
 import pytest
 
 from keyplane.runtime import Runtime
+from keyplane.services.webhook_sender import WebhookSender
 from keyplane.services.webhooks import Destinations
 from keyplane.settings import Settings
 from keyplane.webhooks import verify_signature
 from tests.conftest import TEST_SECRET, World, bearer
+from tests.dashboard.test_auth_pages import session_csrf, sign_in
 from tests.security.receiver import receiver
 
 NAMES = {"hooks.example.com": ["93.184.215.14"], "intranet.example.com": ["10.1.2.3"]}
@@ -364,3 +366,114 @@ async def test_patch_changes_events_and_description_and_pauses(
     assert log.json()["data"] == []
     bad = await client.patch(webhook, headers=bearer(key), json={"events": ["user.deleted"]})
     assert bad.status_code == 422
+
+
+async def test_retries_stop_after_the_retry_window(
+    client: httpx.AsyncClient, world: World, runtime: Runtime
+) -> None:
+    """Retries last for the window (a day by default), not a fixed count: with many attempts
+    allowed, a receiver that keeps failing is given up once the window has passed."""
+    await runtime.webhooks.stop()
+    sender = WebhookSender(
+        runtime.sessions,
+        runtime.keyring,
+        poll_seconds=0.02,
+        retry_base_seconds=0.05,
+        max_attempts=500,
+        timeout_seconds=5,
+        retry_max_delay_seconds=0.1,
+        retry_window_seconds=0.6,
+    )
+    key = await world.project_key("webhook:write", "userpool:update", test=True)
+    with receiver(fail_first=10_000, fail_status=500) as hook:
+        created = await client.post(
+            _hooks(world), headers=bearer(key), json={"url": hook.url, "events": ["user.updated"]}
+        )
+        await client.patch(
+            f"/v1/projects/{world.project_id}/users/u", headers=bearer(key), json={"locale": "en"}
+        )
+        await sender.start()
+        try:
+            body = await _wait_for(
+                client,
+                key,
+                _hooks(world, f"/{created.json()['id']}/deliveries"),
+                lambda b: b["data"][0]["status"] == "failed",
+            )
+        finally:
+            await sender.stop()
+    attempts = body["data"][0]["attempts"]
+    assert 3 <= attempts < 500
+    assert len(hook.requests) == attempts
+    span = hook.requests[-1].at - hook.requests[0].at
+    assert span <= 0.6 + 0.5  # nothing was sent long after the window closed
+    shown = await client.get(_hooks(world, f"/{created.json()['id']}"), headers=bearer(key))
+    assert shown.json()["enabled"] is False
+
+
+async def test_key_lifecycle_and_data_provider_events_are_queued(
+    client: httpx.AsyncClient, world: World, runtime: Runtime, tmp_path: Path
+) -> None:
+    await runtime.webhooks.stop()  # only the outbox is looked at
+    writer = await world.project_key("webhook:write", "knowledge:write")
+    created = await client.post(
+        _hooks(world), headers=bearer(writer), json={"url": "https://hooks.example.com/k"}
+    )
+    admin = await world.user_key("api_key:write", "project:read")
+    keys = f"/v1/projects/{world.project_id}/api-keys"
+    made = await client.post(
+        keys, headers=bearer(admin), json={"name": "CRM sync", "permissions": ["project:read"]}
+    )
+    key_id = made.json()["id"]
+    rotated = await client.post(
+        f"{keys}/{key_id}/rotate", headers=bearer(admin), json={"grace_seconds": 0}
+    )
+    assert rotated.status_code in (200, 201), rotated.text
+    await client.delete(f"{keys}/{rotated.json()['id']}", headers=bearer(admin))
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# Refunds\n\n30 days.\n")
+    provider = await client.post(
+        f"/v1/projects/{world.project_id}/data-providers",
+        headers=bearer(writer),
+        json={"name": "Docs", "type": "directory", "config": {"path": str(tmp_path / "docs")}},
+    )
+    assert provider.status_code == 201, provider.text
+    await client.post(
+        f"/v1/projects/{world.project_id}/data-providers/{provider.json()['id']}/sync",
+        headers=bearer(writer),
+    )
+    await runtime.jobs.wait()
+    log = await client.get(
+        _hooks(world, f"/{created.json()['id']}/deliveries"), headers=bearer(writer)
+    )
+    events = [d["event"] for d in reversed(log.json()["data"])]
+    assert events == [
+        "api_key.created",
+        "api_key.rotated",
+        "api_key.deleted",
+        "data_provider.sync.completed",
+    ]
+
+
+async def test_a_dashboard_session_manages_both_modes(
+    client: httpx.AsyncClient, world: World, runtime: Runtime
+) -> None:
+    await runtime.webhooks.stop()
+    assert (await sign_in(client, world.email)).status_code in (302, 303)
+    csrf = await session_csrf(client)
+    body = {"url": "http://127.0.0.1:9/h", "mode": "test", "events": ["user.updated"]}
+    without_csrf = await client.post(_hooks(world), json=body)
+    assert without_csrf.status_code == 403
+    made = await client.post(_hooks(world), json=body, headers={"X-CSRF-Token": csrf})
+    assert made.status_code == 201, made.text
+    assert made.json()["mode"] == "test"
+    live = await client.post(
+        _hooks(world),
+        json={"url": "https://hooks.example.com/k"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert live.json()["mode"] == "live"
+    listed = await client.get(_hooks(world))
+    assert {w["mode"] for w in listed.json()["data"]} == {"live", "test"}
+    only_test = await client.get(_hooks(world), params={"mode": "test"})
+    assert [w["id"] for w in only_test.json()["data"]] == [made.json()["id"]]
