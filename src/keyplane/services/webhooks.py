@@ -318,6 +318,7 @@ async def disable_after_failures(db: AsyncSession, endpoint_id: int, reason: str
     )
     if changed.rowcount != 1:  # type: ignore[attr-defined]
         return False
+    _forget(db)
     row = await db.get(WebhookEndpoint, endpoint_id)
     assert row is not None
     await raise_alert(
@@ -380,15 +381,8 @@ async def enqueue(
     assert event in EVENTS, event
     now = utcnow()
     queued = 0
-    endpoints = await db.scalars(
-        select(WebhookEndpoint).where(
-            WebhookEndpoint.project_id == project_id,
-            WebhookEndpoint.mode == str(mode),
-            WebhookEndpoint.disabled_at.is_(None),
-        )
-    )
-    for endpoint in endpoints.all():
-        if event not in endpoint.events:
+    for endpoint_id, events in await _subscribers(db, project_id, str(mode)):
+        if event not in events:
             continue
         body = json.dumps(
             {
@@ -403,7 +397,7 @@ async def enqueue(
         )
         db.add(
             WebhookDelivery(
-                endpoint_id=endpoint.id,
+                endpoint_id=endpoint_id,
                 event=event,
                 body=body,
                 status="pending",
@@ -416,6 +410,36 @@ async def enqueue(
     return queued
 
 
+_SUBSCRIBERS = "keyplane.webhook_subscribers"
+
+
+async def _subscribers(
+    db: AsyncSession, project_id: int, mode: str
+) -> list[tuple[int, frozenset[str]]]:
+    """The enabled subscriptions of a project and mode with their events, read once per
+    session: a batch of a thousand changes costs one query here, not a thousand. Changing a
+    subscription drops the session's copy (`_forget`)."""
+    cache: dict[tuple[int, str], list[tuple[int, frozenset[str]]]] = db.info.setdefault(
+        _SUBSCRIBERS, {}
+    )
+    found = cache.get((project_id, mode))
+    if found is None:
+        rows = await db.execute(
+            select(WebhookEndpoint.id, WebhookEndpoint.events).where(
+                WebhookEndpoint.project_id == project_id,
+                WebhookEndpoint.mode == mode,
+                WebhookEndpoint.disabled_at.is_(None),
+            )
+        )
+        found = [(endpoint_id, frozenset(events)) for endpoint_id, events in rows.all()]
+        cache[(project_id, mode)] = found
+    return found
+
+
+def _forget(db: AsyncSession) -> None:
+    db.info.pop(_SUBSCRIBERS, None)
+
+
 def _audit(
     db: AsyncSession,
     row: WebhookEndpoint,
@@ -423,6 +447,7 @@ def _audit(
     actor: Actor,
     extra: dict[str, Any] | None = None,
 ) -> None:
+    _forget(db)  # every change of a subscription is audited: drop the session's copy
     db.add(
         AuditEvent(
             org_id=row.org_id,
