@@ -105,3 +105,15 @@ def test_audit_pii_inventory(cli: Cli) -> None:
     assert csv_output[0].startswith("type,id,kind,mode,name,owner,personal_data,last_used_at")
     assert len(csv_output) == 3
     cli.run("audit --project 999 --pii", code=1)
+
+
+def test_keys_for_browser_use_are_test_keys_only(cli: Cli) -> None:
+    project = cli.bootstrap()["project_id"]
+    made = cli.json(
+        f"keys create --project {project} --name Widget -p project:read --test --browser"
+    )
+    assert made["allow_browser"] is True
+    refused = cli.run(
+        f"keys create --project {project} --name Widget -p project:read --browser", code=1
+    )
+    assert "Only sk_test_ keys" in flat(refused.stderr)

@@ -243,6 +243,10 @@ def keys_create(
         KeyLabel | None,
         typer.Option(help="production (rotate every 90 days), development (180), contractor (30)"),
     ] = None,
+    browser: Annotated[
+        bool,
+        typer.Option("--browser", help="With --test: may be used from web pages (Origin header)."),
+    ] = False,
     json_output: JsonFlag = False,
 ) -> None:
     """Create a project key (--project) or a user key (--user). The secret is printed once."""
@@ -256,6 +260,7 @@ def keys_create(
         ip_allowlist=list(ip or []),
         rate_limit=parse_rate(rate_limit) if rate_limit else None,
         label=label,
+        allow_browser=browser,
     )
 
     async def work(runtime: Runtime) -> dict[str, Any]:

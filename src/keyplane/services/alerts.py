@@ -36,6 +36,8 @@ class AlertSpec:
     user_agent: str | None = None
     # What the alert is about when not the key (a failed-auth burst is per address).
     subject: str | None = None
+    # Which mode's webhooks hear of it; None: the key's mode, or live without a key.
+    mode: str | None = None
 
     @property
     def dedup(self) -> str:
@@ -103,8 +105,8 @@ async def raise_alert(db: AsyncSession, spec: AlertSpec) -> Alert | None:
     )
     if spec.project_id is not None:
         # An alert about a test key goes to test-mode subscriptions; anything else to live.
-        key = await db.get(ApiKey, spec.key_id) if spec.key_id else None
-        mode = key.mode if key is not None else "live"
+        key = await db.get(ApiKey, spec.key_id) if spec.key_id and not spec.mode else None
+        mode = spec.mode or (key.mode if key is not None else "live")
         await webhooks.enqueue(
             db, spec.project_id, ALERT_EVENT, {"alert": describe(alert)}, mode=mode
         )

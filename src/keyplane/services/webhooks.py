@@ -334,6 +334,7 @@ async def disable_after_failures(db: AsyncSession, endpoint_id: int, reason: str
             org_id=row.org_id,
             project_id=row.project_id,
             subject=f"webhook:{row.id}",
+            mode=row.mode,
             details={"webhook_id": row.id, "url": row.url, "reason": reason[:500]},
         ),
     )
