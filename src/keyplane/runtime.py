@@ -19,6 +19,7 @@ from keyplane.domain.permissions import Permission
 from keyplane.services.anomalies import AnomalyDetector, load_geoip
 from keyplane.services.auth import Verifier
 from keyplane.services.auth_failures import AuthFailureMonitor
+from keyplane.services.browser_guard import BrowserGuard
 from keyplane.services.changes import ChangeFeed
 from keyplane.services.crypto import Keyring, load_keyring
 from keyplane.services.github_keys import GithubKeys
@@ -28,6 +29,7 @@ from keyplane.services.ratelimit import RateLimiter
 from keyplane.services.sso import OidcClient
 from keyplane.services.usage import UsageBuffer
 from keyplane.services.webhook_sender import WebhookSender
+from keyplane.services.webhooks import Destinations
 from keyplane.settings import FailureMode, Settings
 
 
@@ -46,6 +48,7 @@ class Runtime:
     webhooks: WebhookSender
     github_keys: GithubKeys
     anomalies: AnomalyDetector
+    browser_guard: BrowserGuard
     # OpenID Connect sign-in (issue 12); caches providers' discovery documents and keys.
     oidc: OidcClient = field(default_factory=OidcClient)
 
@@ -126,6 +129,9 @@ class Runtime:
                 retry_base_seconds=settings.webhook_retry_base_seconds,
                 max_attempts=settings.webhook_max_attempts,
                 timeout_seconds=settings.webhook_timeout_seconds,
+                retry_max_delay_seconds=settings.webhook_retry_max_delay_seconds,
+                retry_window_seconds=settings.webhook_retry_window_seconds,
+                destinations=Destinations(allow_private=settings.webhook_allow_private),
             ),
             github_keys=GithubKeys(settings.github_scanning_keys_file),
             anomalies=AnomalyDetector(
@@ -133,6 +139,7 @@ class Runtime:
                 interval_seconds=settings.anomaly_interval_seconds,
                 geoip=load_geoip(settings.geoip_csv),
             ),
+            browser_guard=BrowserGuard(sessions),
         )
         if background:
             await changes.start()

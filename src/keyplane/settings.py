@@ -64,12 +64,18 @@ class Settings(BaseSettings):
     # GitHub secret scanning: a JSON file in the format of GitHub's public-keys endpoint
     # ({"public_keys": [{"key_identifier", "key", "is_current"}]}); never fetched at runtime.
     github_scanning_keys_file: Path | None = None
-    # Webhook outbox: how often it is polled, the first retry delay (doubling, with jitter),
-    # how many attempts before a delivery is given up, and the per-request timeout.
+    # Webhook outbox: how often it is polled, the first retry delay (doubling, with jitter,
+    # capped), how long and how many times a delivery is retried before it is given up (and
+    # its subscription disabled with a notice), and the per-request timeout.
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
     webhook_retry_base_seconds: float = Field(default=10.0, gt=0)
-    webhook_max_attempts: int = Field(default=8, ge=1, le=30)
+    webhook_retry_max_delay_seconds: float = Field(default=3600.0, gt=0)
+    webhook_retry_window_seconds: float = Field(default=86400.0, gt=0)
+    webhook_max_attempts: int = Field(default=60, ge=1, le=500)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Live-mode webhooks may go to loopback and private addresses (an intranet receiver).
+    # Off by default: a subscription must not make the server reach its own network (SSRF).
+    webhook_allow_private: bool = False
     # One audit event and alert when an address fails authentication this many times within
     # the window.
     auth_failure_burst_threshold: int = Field(default=20, ge=1)

@@ -40,6 +40,7 @@ from schemathesis.specs.openapi.checks import (
 from keyplane.api.app import create_app
 from keyplane.domain.permissions import PROJECT_PERMISSIONS
 from keyplane.runtime import Runtime
+from keyplane.services.webhooks import Destinations
 from keyplane.settings import Settings
 from tests.conftest import TEST_SECRET, World, bearer
 
@@ -95,6 +96,13 @@ async def http(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     """Like the conftest `client`, but a server error comes back as the 500 response a real
     client would see (not as the exception), so that schemathesis reports it with the request
     that reproduces it."""
+    # Fuzzed webhook URLs are never resolved nor sent to: no traffic leaves the machine.
+    await runtime.webhooks.stop()
+
+    async def unresolved(_host: str, _port: int) -> list[str]:
+        return []
+
+    runtime.webhooks.destinations = Destinations(resolve=unresolved)
     app = create_app(runtime)
     transport = httpx.ASGITransport(
         app=app, client=("127.0.0.1", 50000), raise_app_exceptions=False

@@ -24,8 +24,9 @@ from tests.conftest import TEST_SECRET, World, bearer
 
 PROJECT_PREFIX = "/v1/projects/{project_id}"
 # Management endpoints: a session or a user key, checked by the key manager with the actor's
-# own permissions (tests/api/test_key_management.py, tests/security/).
-MANAGEMENT_MODULES = {"api_keys", "alerts", "webhooks", "custom_permissions"}
+# own permissions (tests/api/test_key_management.py, tests/security/). Webhooks are not among
+# them: project keys with webhook:* manage them too (issue 11).
+MANAGEMENT_MODULES = {"api_keys", "alerts", "custom_permissions"}
 
 
 def platform_routers() -> list[APIRouter]:
@@ -46,6 +47,9 @@ PLATFORM_ROUTERS = platform_routers()
 P = PROJECT_PREFIX
 TABLE = {"name": "t", "columns": [{"name": "sku", "type": "text"}]}
 UPLOAD = {"files": {"file": ("notes.txt", b"hello", "text/plain")}}
+# A public address literal (no name lookup); subscribed to an event this test never causes,
+# and the sender is stopped anyway: nothing is sent.
+HOOK = {"url": "https://93.184.215.14/keyplane", "events": ["api_key.rotated"]}
 
 # method, path template -> request arguments (json=, files=, params=) that succeed when
 # permitted; None for a bare request.
@@ -97,6 +101,18 @@ SAMPLES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", f"{P}/deployments"): {"json": {"channel": "web", "name": "Site"}},
     ("GET", f"{P}/exports/conversations"): None,
     ("GET", f"{P}/exports/full"): None,
+    ("POST", f"{P}/users/batch"): {"json": {"items": [{"external_id": "b1", "first_name": "A"}]}},
+    ("POST", f"{P}/snippets/batch"): {"json": {"items": [{"title": "T", "content": "C"}]}},
+    ("POST", f"{P}/tables/{{table_id}}/rows/batch"): {
+        "json": {"items": [{"values": {"sku": "C"}}]}
+    },
+    ("GET", f"{P}/webhooks"): None,
+    ("POST", f"{P}/webhooks"): {"json": HOOK},
+    ("GET", f"{P}/webhooks/{{webhook_id}}"): None,
+    ("PATCH", f"{P}/webhooks/{{webhook_id}}"): {"json": {"description": "CRM sync"}},
+    ("DELETE", f"{P}/webhooks/{{webhook_id}}"): None,
+    ("GET", f"{P}/webhooks/{{webhook_id}}/deliveries"): None,
+    ("POST", f"{P}/webhooks/{{webhook_id}}/deliveries/{{delivery_id}}/replay"): None,
 }
 SUCCESS = (200, 201, 202, 204)
 
@@ -170,14 +186,18 @@ class Targets:
         assert made.status_code == 201, made.text
         return int(made.json()["id"])
 
-    async def fresh(self, template: str) -> None:
-        """A new snippet, row or file for a DELETE that is about to succeed."""
+    async def fresh(self, template: str) -> dict[str, Any]:
+        """A new snippet, row, file or webhook for a DELETE that is about to succeed; returns
+        ids to use for this request only."""
+        if "{webhook_id}" in template:
+            return {"webhook_id": await self.create("/webhooks", json=HOOK)}
         if "{snippet_id}" in template:
             self.ids["snippet_id"] = await self.snippet()
         if "{row_id}" in template:
             self.ids["row_id"] = await self.row()
         if "{file_id}" in template:
             self.ids["file_id"] = await self.create("/files", **UPLOAD)
+        return {}
 
     async def snippet(self) -> int:
         body = {"title": "Password reset", "content": "Use the reset link on the sign-in page."}
@@ -192,10 +212,13 @@ class Targets:
 async def test_permission_endpoint_matrix(
     client: httpx.AsyncClient, world: World, tmp_path: Path
 ) -> None:
+    await world.runtime.webhooks.stop()  # deliveries are queued below, never sent
     seed = await world.project_key(
-        "conversation:generate", "knowledge:write", "table:write", "file:write"
+        "conversation:generate", "knowledge:write", "table:write", "file:write", "webhook:write"
     )
     targets = Targets(client, world, seed)
+    hook = HOOK | {"events": ["conversation.created"]}
+    targets.ids["webhook_id"] = await targets.create("/webhooks", json=hook)
     provider = {"name": "Docs", "type": "directory", "config": {"path": str(tmp_path)}}
     targets.ids |= {
         "conversation_id": await targets.create(
@@ -211,6 +234,10 @@ async def test_permission_endpoint_matrix(
         "row_id": await targets.row(),
         "file_id": await targets.create("/files", **UPLOAD),
     }
+    deliveries = await client.get(
+        f"{targets.base}/webhooks/{targets.ids['webhook_id']}/deliveries", headers=targets.seed
+    )
+    targets.ids["delivery_id"] = deliveries.json()["data"][0]["id"]
     keys: list[tuple[str, Permission, str]] = []
     for permission in sorted(PROJECT_KEY_PERMISSIONS):
         keys.append(("project", permission, await world.project_key(permission)))
@@ -225,9 +252,8 @@ async def test_permission_endpoint_matrix(
     for method, template, required in ROUTES:
         for kind, held, secret in keys:
             allowed = required in closure({held})
-            if allowed and method == "DELETE":
-                await targets.fresh(template)
-            path = template.format(**targets.ids)
+            fresh = await targets.fresh(template) if allowed and method == "DELETE" else {}
+            path = template.format(**(targets.ids | fresh))
             response = await client.request(
                 method,
                 path,

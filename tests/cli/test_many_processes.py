@@ -3,6 +3,7 @@ through any of them is enforced by every other on its very next request (issue 8
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +74,39 @@ def test_an_edit_or_revocation_through_one_process_reaches_every_other_at_once(
     cli.run(f"keys revoke {other['id']}")
     for server in servers:
         assert call(server, "", other["secret"]).json()["error"] == "api_key_revoked"
+
+
+def test_each_event_reaches_a_webhook_once_whatever_the_number_of_processes(
+    cli: Cli, cli_env: dict[str, str], serve: Any, tmp_path: Path
+) -> None:
+    """Three `keyplane serve` processes, each running a webhook sender over the same outbox:
+    every event is delivered to the subscription exactly once (issue 11)."""
+    from tests.security.receiver import receiver
+
+    ids = cli.bootstrap()
+    project = ids["project_id"]
+    key = cli.json(f"keys create --project {project} --name writer -p userpool:update --test")[
+        "secret"
+    ]
+    env = cli_env | {"KEYPLANE_WEBHOOK_POLL_SECONDS": "0.02"}
+    servers = [serve(env, tmp_path) for _ in range(3)]
+    for server in servers:
+        server.wait_healthy()
+    with receiver() as hook:
+        cli.json(f"webhooks add --project {project} --url {hook.url} --test -e user.updated")
+        for n in range(30):
+            server = servers[n % len(servers)]
+            response = httpx.patch(
+                f"{server.url}/v1/projects/{project}/users/u{n}",
+                headers={"Authorization": f"Bearer {key}"},
+                json={"locale": "en"},
+                timeout=10,
+            )
+            assert response.status_code == 201, response.text
+        deadline = time.monotonic() + 20
+        while len(hook.requests) < 30 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # any duplicate would arrive by now
+    ids_seen = [r.headers["X-Keyplane-Delivery"] for r in hook.requests]
+    assert len(ids_seen) == 30
+    assert len(set(ids_seen)) == 30

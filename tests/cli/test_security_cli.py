@@ -78,3 +78,42 @@ def test_set_leak_policy(cli: Cli) -> None:
     }
     bad = cli.run(f"orgs set-leak-policy {made['org_id']} ignore", code=1)
     assert "revoke" in flat(bad.stderr)
+
+
+def test_audit_pii_inventory(cli: Cli) -> None:
+    """`keyplane audit --pii`: the keys and webhooks that reach personal data, as a table,
+    JSON or CSV (issue 11)."""
+    made = cli.bootstrap()
+    project = made["project_id"]
+    export = cli.create_key(project, "full_export:read", name="Warehouse")
+    cli.create_key(project, "metric:read", name="Status page")
+    hook = cli.json(
+        f"webhooks add --project {project} --url http://127.0.0.1:9/h --test -e user.updated"
+    )
+    assert hook["mode"] == "test"
+    items = cli.json(f"audit --project {project} --pii")
+    assert [(i["type"], i["id"]) for i in items] == [
+        ("api_key", export["id"]),
+        ("webhook", str(hook["id"])),
+    ]
+    assert items[0]["personal_data"] == ["full_export:read"]
+    assert items[1]["personal_data"] == ["user.updated"]
+    table_output = flat(cli.run(f"audit --project {project} --pii").stdout)
+    assert "Warehouse" in table_output
+    assert "Status page" not in table_output
+    csv_output = cli.run(f"audit --project {project} --pii --csv").stdout.splitlines()
+    assert csv_output[0].startswith("type,id,kind,mode,name,owner,personal_data,last_used_at")
+    assert len(csv_output) == 3
+    cli.run("audit --project 999 --pii", code=1)
+
+
+def test_keys_for_browser_use_are_test_keys_only(cli: Cli) -> None:
+    project = cli.bootstrap()["project_id"]
+    made = cli.json(
+        f"keys create --project {project} --name Widget -p project:read --test --browser"
+    )
+    assert made["allow_browser"] is True
+    refused = cli.run(
+        f"keys create --project {project} --name Widget -p project:read --browser", code=1
+    )
+    assert "Only sk_test_ keys" in flat(refused.stderr)

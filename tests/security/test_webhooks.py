@@ -18,6 +18,7 @@ from keyplane.adapters.sql.repositories import utcnow
 from keyplane.runtime import Runtime
 from keyplane.services.alerts import AlertSpec, raise_alert
 from keyplane.services.webhook_sender import WebhookSender
+from keyplane.services.webhooks import Destinations
 from keyplane.settings import Settings
 from keyplane.webhooks import verify_signature
 from tests.conftest import TEST_SECRET, World, bearer
@@ -37,17 +38,32 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         webhook_retry_base_seconds=0.1,
         webhook_max_attempts=MAX_ATTEMPTS,
         webhook_timeout_seconds=5,
+        webhook_allow_private=True,  # the receivers are on loopback; subscribed in live mode
         _env_file=None,  # type: ignore[call-arg]
     )
+
+
+@pytest.fixture(autouse=True)
+def no_dns(runtime: Runtime) -> None:
+    """Names in these tests resolve to nothing (no DNS query leaves the machine)."""
+
+    async def unresolved(_host: str, _port: int) -> list[str]:
+        return []
+
+    runtime.webhooks.destinations = Destinations(allow_private=True, resolve=unresolved)
 
 
 def _hooks(world: World, suffix: str = "") -> str:
     return f"/v1/projects/{world.project_id}/webhooks{suffix}"
 
 
-async def _subscribe(client: httpx.AsyncClient, world: World, url: str) -> dict[str, Any]:
+async def _subscribe(
+    client: httpx.AsyncClient, world: World, url: str, events: list[str] | None = None
+) -> dict[str, Any]:
     admin = await world.user_key("webhook:write")
-    response = await client.post(_hooks(world), headers=bearer(admin), json={"url": url})
+    response = await client.post(
+        _hooks(world), headers=bearer(admin), json={"url": url, "events": events}
+    )
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
@@ -173,6 +189,7 @@ async def test_competing_senders_send_each_delivery_once(
                 retry_base_seconds=60,
                 max_attempts=3,
                 timeout_seconds=5,
+                destinations=runtime.webhooks.destinations,
             )
             for _ in range(2)
         ]
@@ -202,7 +219,7 @@ async def test_expiry_reminders_go_to_webhooks(
     client: httpx.AsyncClient, world: World, runtime: Runtime
 ) -> None:
     with receiver() as hook:
-        created = await _subscribe(client, world, hook.url)
+        created = await _subscribe(client, world, hook.url, ["api_key.expiring"])
         await world.project_key("project:read", expires_at=utcnow() + timedelta(days=3))
         assert await runtime.changes.remind() == 1
         [delivery] = await _deliveries(client, world, created["id"], until="delivered")
@@ -235,8 +252,13 @@ async def test_managing_webhooks(client: httpx.AsyncClient, world: World) -> Non
     )
     assert refused.status_code == 403
     assert refused.json()["required"] == "webhook:write"
+    # Project keys holding webhook:* manage the webhooks of their own mode (issue 11).
     project_key = await world.project_key("webhook:read", "webhook:write")
-    assert (await client.get(_hooks(world), headers=bearer(project_key))).status_code == 403
+    by_key = await client.get(_hooks(world), headers=bearer(project_key))
+    assert by_key.status_code == 200
+    assert [w["id"] for w in by_key.json()["data"]] == [created.json()["id"]]
+    test_key = await world.project_key("webhook:read", test=True)
+    assert (await client.get(_hooks(world), headers=bearer(test_key))).json()["data"] == []
     for bad in ({"url": "ftp://example.com"}, {"url": "not a url"}, {"url": "https://"}):
         response = await client.post(_hooks(world), headers=bearer(writer), json=bad)
         assert response.status_code == 422, bad

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from keyplane import __version__, dashboard
 from keyplane.api import errors
+from keyplane.api.cors import Cors
 from keyplane.api.limits import BodyLimit
 from keyplane.api.middleware import RequestContext
 from keyplane.api.ratelimit_headers import RateLimitHeaders
@@ -105,6 +106,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
 
     configured = runtime.settings if runtime else settings or Settings()
     app.add_middleware(RateLimitHeaders)
+    app.add_middleware(Cors)
     app.add_middleware(
         BodyLimit,
         max_bytes=configured.max_body_bytes,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import time
 import urllib.parse
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -16,12 +17,14 @@ from keyplane.domain.errors import (
     MissingAuthorization,
     ValidationFailed,
 )
+from keyplane.domain.keyformat import Mode
 from keyplane.domain.keys import IpNetwork, KeyKind
 from keyplane.domain.permissions import Permission
 from keyplane.observability import Metrics
 from keyplane.runtime import Runtime
 from keyplane.services import sessions
 from keyplane.services.auth import Admission, Principal
+from keyplane.services.browser_guard import browser_origin
 from keyplane.services.keys import Actor
 from keyplane.services.login_throttle import LoginPolicy
 from keyplane.services.sessions import SignedIn
@@ -141,6 +144,22 @@ def _utf8_path(request: Request) -> None:
         ) from None
 
 
+async def _browser_check(
+    request: Request, rt: Runtime, admission: Admission, project_id: int | None
+) -> None:
+    """Refuse a key sent from a web page (before authorization: a key used there is exposed
+    whatever it may do)."""
+    origin = browser_origin(request.headers)
+    if origin is not None:
+        await rt.browser_guard.check(
+            admission.key,
+            origin,
+            project_id,
+            request.state.client_ip,
+            request.headers.get("user-agent"),
+        )
+
+
 def require(permission: Permission) -> Any:
     """A dependency that authenticates the API key and checks `permission` on the path's
     project. Returns the Principal."""
@@ -159,6 +178,7 @@ def require(permission: Permission) -> Any:
         )
         observe(request, admission, time.perf_counter() - started)
         request.state.permission = str(permission)
+        await _browser_check(request, rt, admission, project_id)
         admission.enforce()
         assert admission.principal is not None
         _utf8_path(request)
@@ -211,6 +231,7 @@ async def management_actor(request: Request) -> Actor:
     started = time.perf_counter()
     admission = await rt.verifier.admit(authorization, ip, project_id, None, agent)
     observe(request, admission, time.perf_counter() - started)
+    await _browser_check(request, rt, admission, project_id)
     admission.enforce()
     key = admission.key
     if key.kind is KeyKind.PROJECT:
@@ -225,3 +246,40 @@ async def management_actor(request: Request) -> Actor:
 
 
 ActorDep = Annotated[Actor, Depends(management_actor)]
+
+
+@dataclass(frozen=True)
+class ProjectCaller:
+    """Who calls a project endpoint that both people and keys use (webhooks): the actor for
+    audit, and the mode it works in (a key's own; None for a dashboard session, which sees
+    both modes)."""
+
+    actor: Actor
+    mode: Mode | None
+
+
+def caller(permission: Permission) -> Any:
+    """Like `require`, but a signed-in dashboard user (cookie, plus the CSRF token on a
+    change) may call too, checked against their own permissions on the project. Keys of
+    either kind are admitted (rate-limited, IP-checked, mode-bound) exactly as by `require`."""
+
+    async def guard(request: Request, project_id: ProjectId) -> ProjectCaller:
+        rt = runtime(request)
+        if request.headers.get("authorization") is None:
+            actor = await management_actor(request)  # the session path
+            async with rt.sessions() as db:
+                await rt.keys.require(db, actor, project_id, permission)
+            return ProjectCaller(actor, None)
+        principal: Principal = await require(permission).dependency(request, project_id)
+        key = principal.key
+        actor = Actor(
+            user_id=key.user_id,
+            key_id=key.id,
+            key_scopes=principal.permissions,
+            ip=request.state.client_ip,
+            user_agent=request.headers.get("user-agent"),
+        )
+        return ProjectCaller(actor, key.mode)
+
+    guard.permission = permission  # type: ignore[attr-defined]
+    return Depends(guard)

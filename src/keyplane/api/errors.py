@@ -41,6 +41,7 @@ STATUS: dict[type[e.KeyplaneError], int] = {
     e.ReauthenticationRequired: 403,
     e.SessionRequired: 403,
     e.CsrfFailed: 403,
+    e.SecretKeyInBrowser: 403,
     e.OrgPermissionNotAllowed: 400,
     e.NotFound: 404,
     e.Conflict: 409,
@@ -89,16 +90,28 @@ def error_response(error: e.KeyplaneError) -> JSONResponse:
 
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     # Never echo `input`: a request body may carry a secret.
-    return [
-        {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": err.get("type")}
-        for err in exc.errors()
-    ]
+    details = []
+    for err in exc.errors():
+        loc = list(err.get("loc", ()))
+        detail = {"loc": loc, "msg": str(err.get("msg", "")), "type": err.get("type")}
+        # A batch item's error names its index and field (issue 11).
+        if loc[:2] == ["body", "items"] and len(loc) > 2 and isinstance(loc[2], int):
+            detail |= {"index": loc[2], "field": ".".join(str(p) for p in loc[3:]) or None}
+        details.append(detail)
+    return details
 
 
 def _describe(details: list[dict[str, Any]]) -> str:
     if not details:
         return "The request is invalid."
     first = details[0]
+    if "index" in first:
+        field = f", field {first['field']}" if first["field"] else ""
+        more = f" (and {len(details) - 1} more problems)" if len(details) > 1 else ""
+        return (
+            f"Batch refused, nothing was written: item {first['index']}{field}: "
+            f"{first['msg']}{more}."
+        )
     where = ".".join(str(p) for p in first["loc"] if p != "body") or "body"
     more = f" (and {len(details) - 1} more problems)" if len(details) > 1 else ""
     return f"Invalid request: {where}: {first['msg']}{more}."

@@ -74,6 +74,11 @@ class KeyCreate(Strict):
         default=None,
         description="production (rotate every 90 days), development (180), contractor (30)",
     )
+    allow_browser: bool = Field(
+        default=False,
+        description="Test keys only: may be used from web pages (requests with an Origin "
+        "header); any other key is refused there",
+    )
 
 
 class UserKeyCreate(KeyCreate):
@@ -87,6 +92,7 @@ class KeyUpdate(Strict):
     ip_allowlist: list[Cidr] | None = Field(default=None, max_length=100)
     rate_limit: RateLimitOverride | None = None
     label: KeyLabel | None = None
+    allow_browser: bool | None = Field(default=None, description="Test keys only")
 
 
 class RotateRequest(Strict):
@@ -120,6 +126,7 @@ class ApiKeyOut(BaseModel):
     ip_allowlist: list[str]
     rate_limit: dict[str, int] | None
     label: KeyLabel | None
+    allow_browser: bool = False
     rotate_by: datetime
     rotation_overdue: bool
 

@@ -10,7 +10,23 @@ from pydantic import BaseModel, Field, StringConstraints
 from keyplane.api.schemas import Storable, Strict
 
 Url = Annotated[str, StringConstraints(min_length=1, max_length=2000), Storable]
-EventName = Literal["alert.raised", "api_key.expiring"]
+EventName = Literal[
+    "conversation.created",
+    "message.created",
+    "conversation.resolved",
+    "conversation.labeled",
+    "user.updated",
+    "snippet.changed",
+    "data_provider.sync.completed",
+    "data_provider.sync.failed",
+    "api_key.created",
+    "api_key.deleted",
+    "api_key.rotated",
+    "api_key.expiring",
+    "alert.raised",
+]
+ModeName = Literal["live", "test"]
+Description = Annotated[str, StringConstraints(max_length=200), Storable]
 
 
 class AlertOut(BaseModel):
@@ -35,17 +51,42 @@ class AlertPage(BaseModel):
 class WebhookCreate(Strict):
     url: Url = Field(description="http(s) URL that receives signed JSON POSTs")
     events: list[EventName] | None = Field(
-        default=None, max_length=10, description="Events to send; all when omitted"
+        default=None, max_length=20, description="Events to send; all when omitted"
+    )
+    mode: ModeName | None = Field(
+        default=None,
+        description="Which mode's events it receives. An API key's own mode when called with "
+        "a key (and must match it); live by default for a dashboard session.",
+    )
+    description: Description | None = Field(default=None, description="What it is for")
+
+
+class WebhookUpdate(Strict):
+    url: Url | None = None
+    events: list[EventName] | None = Field(
+        default=None, max_length=20, description="Events to send; all when null"
+    )
+    description: Description | None = None
+    enabled: bool | None = Field(
+        default=None,
+        description="false pauses deliveries; true re-enables a webhook disabled after "
+        "failures (its pending deliveries are sent again)",
     )
 
 
 class WebhookOut(BaseModel):
     id: int
     project_id: int
+    mode: ModeName
     url: str
     events: list[str]
+    description: str | None
+    enabled: bool
+    disabled_at: datetime | None
+    disabled_reason: str | None
     created_at: datetime
     created_by: int | None
+    updated_at: datetime
 
 
 class WebhookCreated(WebhookOut):
@@ -67,6 +108,7 @@ class DeliveryOut(BaseModel):
     last_error: str | None
     created_at: datetime
     delivered_at: datetime | None
+    replay_of: int | None = Field(description="The delivery this one replays")
 
 
 class DeliveryPage(BaseModel):

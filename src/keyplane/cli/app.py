@@ -24,7 +24,7 @@ from keyplane.domain.errors import KeyplaneError
 from keyplane.domain.keyformat import Mode
 from keyplane.domain.keys import KeyLabel
 from keyplane.runtime import Runtime
-from keyplane.services import accounts
+from keyplane.services import accounts, pii_inventory
 from keyplane.services import audit as audit_service
 from keyplane.services import usage as usage_service
 from keyplane.services.keys import Actor, KeySpec, describe, reencrypt
@@ -244,6 +244,10 @@ def keys_create(
         KeyLabel | None,
         typer.Option(help="production (rotate every 90 days), development (180), contractor (30)"),
     ] = None,
+    browser: Annotated[
+        bool,
+        typer.Option("--browser", help="With --test: may be used from web pages (Origin header)."),
+    ] = False,
     json_output: JsonFlag = False,
 ) -> None:
     """Create a project key (--project) or a user key (--user). The secret is printed once."""
@@ -257,6 +261,7 @@ def keys_create(
         ip_allowlist=list(ip or []),
         rate_limit=parse_rate(rate_limit) if rate_limit else None,
         label=label,
+        allow_browser=browser,
     )
 
     async def work(runtime: Runtime) -> dict[str, Any]:
@@ -429,9 +434,22 @@ def keys_reencrypt() -> None:
 @app.command()
 def audit(
     project: Annotated[int, typer.Option(help="Project id.")],
+    pii: Annotated[
+        bool,
+        typer.Option(
+            "--pii",
+            help="The compliance inventory instead: every key and webhook that can reach "
+            "end users' personal data, with owner, purpose and last use.",
+        ),
+    ] = False,
+    csv_output: Annotated[bool, typer.Option("--csv", help="CSV (with --pii).")] = False,
     json_output: JsonFlag = False,
 ) -> None:
-    """The quarterly key audit: unused keys, overdue rotation, over-privileged keys."""
+    """The quarterly key audit: unused keys, overdue rotation, over-privileged keys; with
+    --pii, the inventory of access to personal data (GDPR records, SOC 2 key inventory)."""
+    if pii:
+        _pii_inventory(project, csv_output=csv_output, json_output=json_output)
+        return
 
     async def work(runtime: Runtime) -> list[dict[str, Any]]:
         async with runtime.sessions() as db:
@@ -454,6 +472,36 @@ def audit(
                 "; ".join(k["findings"]) or "ok",
             ]
             for k in report
+        ],
+    )
+
+
+def _pii_inventory(project: int, *, csv_output: bool, json_output: bool) -> None:
+    async def work(runtime: Runtime) -> list[dict[str, Any]]:
+        async with runtime.sessions() as db:
+            await accounts.get_project(db, project)
+            return await pii_inventory.inventory(db, project)
+
+    items = run(work)
+    if json_output:
+        emit_json(items)
+        return
+    if csv_output:
+        typer.echo(pii_inventory.to_csv(items), nl=False)
+        return
+    table(
+        f"Access to personal data in project {project}",
+        ["type", "name", "mode", "owner", "personal data", "last used"],
+        [
+            [
+                i["type"],
+                i["name"],
+                i["mode"],
+                i["owner"] or "-",
+                ", ".join(i["personal_data"]),
+                i["last_used_at"] or "never",
+            ]
+            for i in items
         ],
     )
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from keyplane.cli.output import console, emit_json, table
+from keyplane.domain.keyformat import Mode
 from keyplane.runtime import Runtime
 from keyplane.services import accounts, alerts, leaks, webhooks
 from keyplane.services.keys import Actor
@@ -94,8 +95,11 @@ def webhooks_add(
     url: Annotated[str, typer.Option(help="http(s) URL receiving signed JSON POSTs.")],
     event: Annotated[
         list[str] | None,
-        typer.Option("--event", "-e", help="alert.raised or api_key.expiring (default: both)."),
+        typer.Option("--event", "-e", help="An event to send (repeatable; default: all)."),
     ] = None,
+    test: Annotated[
+        bool, typer.Option("--test", help="Receive test-mode events instead of live ones.")
+    ] = False,
     json_output: JsonFlag = False,
 ) -> None:
     """Subscribe a URL; prints its signing secret once."""
@@ -103,7 +107,14 @@ def webhooks_add(
     async def work(runtime: Runtime) -> dict[str, Any]:
         async with runtime.transaction() as db:
             row, secret = await webhooks.create(
-                db, runtime.keyring, project, url, event, Actor.operator()
+                db,
+                runtime.keyring,
+                project,
+                url,
+                event,
+                Actor.operator(),
+                mode=Mode.TEST if test else Mode.LIVE,
+                destinations=runtime.webhooks.destinations,
             )
             return webhooks.describe(row) | {"secret": secret}
 

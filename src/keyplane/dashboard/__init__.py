@@ -14,6 +14,7 @@ from keyplane.dashboard import (
     alert_pages,
     auth_pages,
     client_pages,
+    compliance_pages,
     incident_pages,
     key_pages,
     member_pages,
@@ -37,6 +38,7 @@ def install(app: FastAPI) -> None:
     app.include_router(key_pages.router)
     app.include_router(member_pages.router)
     app.include_router(alert_pages.router)
+    app.include_router(compliance_pages.router)
     app.include_router(incident_pages.router)
     app.include_router(client_pages.router)
     app.include_router(sso_pages.router)

@@ -106,6 +106,12 @@ class CsrfFailed(KeyplaneError):
 
 
 # --- request problems ------------------------------------------------------------------------
+class SecretKeyInBrowser(KeyplaneError):
+    """A key sent from a web page (issue 11): secret keys belong on servers."""
+
+    code = "secret_key_in_browser"
+
+
 class OrgPermissionNotAllowed(KeyplaneError):
     code = "org_permission_not_allowed"
 

@@ -66,6 +66,8 @@ class VerifiedKey:
     own_limits: Limits | None = None
     # Permissions of the organization's own API registered for the key's project (issue 10).
     custom_permissions: frozenset[str] = frozenset()
+    # A test key its owner marked for use from web pages (issue 11); never a live key.
+    allow_browser: bool = False
 
     def budgets(self, project_id: int | None) -> list[tuple[str, Limits]]:
         """The (bucket id, limits) pairs a request on `project_id` is counted against (None:

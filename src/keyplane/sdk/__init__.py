@@ -19,6 +19,7 @@ from keyplane.sdk.errors import (
     RateLimitExceeded,
     ValidationError,
 )
+from keyplane.sdk.webhooks import WebhookSignatureError, parse_webhook, verify_webhook_signature
 
 __all__ = [
     "AsyncClient",
@@ -30,6 +31,9 @@ __all__ = [
     "PermissionDenied",
     "RateLimitExceeded",
     "ValidationError",
+    "WebhookSignatureError",
     "errors",
     "models",
+    "parse_webhook",
+    "verify_webhook_signature",
 ]

@@ -23,6 +23,7 @@ from keyplane.sdk._transport import UNSET, Config, Unset, check, clean, given, s
 from keyplane.sdk.errors import ConnectionFailed, SyncTimeout
 
 T = TypeVar("T")
+BATCH_LIMIT = 1000  # items per batch request, the server's limit
 Parser = Callable[[dict[str, Any]], T]
 
 
@@ -59,6 +60,16 @@ class _Resource:
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    def _batches(
+        self, path: str, items: builtins.list[dict[str, Any]], chunk_size: int
+    ) -> m.BatchResult:
+        size = max(1, min(chunk_size, BATCH_LIMIT))
+        parts = []
+        for start in range(0, len(items), size):
+            body = {"items": items[start : start + size]}
+            parts.append(m.BatchResult.from_json(self._json("POST", path, json=body)))
+        return m.BatchResult.merge(parts)
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         body: dict[str, Any] = self._c.request(method, path, **kwargs).json()
@@ -161,6 +172,15 @@ class Users(_Resource):
 
     update = upsert
 
+    def upsert_many(
+        self, users: builtins.list[dict[str, Any]], *, chunk_size: int = BATCH_LIMIT
+    ) -> m.BatchResult:
+        """Creates or updates many users, each a dict with `external_id` and the fields to
+        set (as `upsert`): up to 1,000 per request, each request one transaction and one
+        request toward the rate limit. Larger lists are sent in chunks of `chunk_size`;
+        a failing item raises ValidationError naming its index (earlier chunks stay)."""
+        return self._batches(self._c.path("users", "batch"), users, chunk_size)
+
 
 class Snippets(_Resource):
     def list(
@@ -195,6 +215,14 @@ class Snippets(_Resource):
         body = given({"title": title, "content": content, "url": url})
         path = self._c.path("snippets", snippet_id)
         return m.Snippet.from_json(self._json("PATCH", path, json=body))
+
+    def upsert_many(
+        self, snippets: builtins.list[dict[str, Any]], *, chunk_size: int = BATCH_LIMIT
+    ) -> m.BatchResult:
+        """Creates or updates many snippets, each {title, content, url?, id?}: an id updates
+        that snippet, a url the hand-written snippet with that url, otherwise one is created.
+        Chunked like Users.upsert_many."""
+        return self._batches(self._c.path("snippets", "batch"), snippets, chunk_size)
 
     def delete(self, snippet_id: int) -> None:
         self._c.request("DELETE", self._c.path("snippets", snippet_id))
@@ -283,6 +311,18 @@ class Tables(_Resource):
     def update_row(self, table_id: int, row_id: int, values: dict[str, Any]) -> m.Row:
         path = self._c.path("tables", table_id, "rows", row_id)
         return m.Row.from_json(self._json("PATCH", path, json={"values": values}))
+
+    def upsert_rows(
+        self,
+        table_id: int,
+        rows: builtins.list[dict[str, Any]],
+        *,
+        chunk_size: int = BATCH_LIMIT,
+    ) -> m.BatchResult:
+        """Adds or changes many rows, each {values, id?}: an id changes the cells given,
+        otherwise a row is added. Chunked like Users.upsert_many."""
+        path = self._c.path("tables", table_id, "rows", "batch")
+        return self._batches(path, rows, chunk_size)
 
     def delete_row(self, table_id: int, row_id: int) -> None:
         self._c.request("DELETE", self._c.path("tables", table_id, "rows", row_id))
@@ -389,6 +429,66 @@ class Exports(_Resource):
         return self._c.stream_lines(self._c.path("exports", "full"))
 
 
+class Webhooks(_Resource):
+    """Webhook subscriptions of the project, in the key's mode (webhook:read / :write).
+    Verify deliveries with keyplane.sdk.verify_webhook_signature."""
+
+    def list(self) -> builtins.list[m.Webhook]:
+        body = self._json("GET", self._c.path("webhooks"))
+        return [m.Webhook.from_json(w) for w in body.get("data", [])]
+
+    def get(self, webhook_id: int) -> m.Webhook:
+        return m.Webhook.from_json(self._json("GET", self._c.path("webhooks", webhook_id)))
+
+    def create(
+        self,
+        *,
+        url: str,
+        events: builtins.list[str] | None = None,
+        description: str | None = None,
+    ) -> m.Webhook:
+        """Subscribes `url` to `events` (all when None). The result's `secret` is shown only
+        now: store it to verify deliveries."""
+        body = clean({"url": url, "events": events, "description": description})
+        return m.Webhook.from_json(self._json("POST", self._c.path("webhooks"), json=body))
+
+    def update(
+        self,
+        webhook_id: int,
+        *,
+        url: str | Unset = UNSET,
+        events: builtins.list[str] | Unset | None = UNSET,
+        description: str | Unset | None = UNSET,
+        enabled: bool | Unset = UNSET,
+    ) -> m.Webhook:
+        """Changes the fields passed; enabled=True re-enables a webhook disabled after
+        failures, enabled=False pauses it."""
+        body = given({"url": url, "events": events, "description": description, "enabled": enabled})
+        path = self._c.path("webhooks", webhook_id)
+        return m.Webhook.from_json(self._json("PATCH", path, json=body))
+
+    def delete(self, webhook_id: int) -> None:
+        self._c.request("DELETE", self._c.path("webhooks", webhook_id))
+
+    def deliveries(
+        self, webhook_id: int, *, limit: int = 20, cursor: str | None = None
+    ) -> m.Page[m.WebhookDelivery]:
+        """Newest first: status, the receiver's HTTP status code, attempts, last error."""
+        path = self._c.path("webhooks", webhook_id, "deliveries")
+        return self._page(path, m.WebhookDelivery.from_json, {"limit": limit, "cursor": cursor})
+
+    def iter_deliveries(
+        self, webhook_id: int, *, page_size: int = 100
+    ) -> Iterator[m.WebhookDelivery]:
+        path = self._c.path("webhooks", webhook_id, "deliveries")
+        return self._iter(path, m.WebhookDelivery.from_json, {"limit": page_size})
+
+    def replay(self, webhook_id: int, delivery_id: int) -> m.WebhookDelivery:
+        """Sends a delivery's event again (same body, new signature) as a new delivery."""
+        path = self._c.path("webhooks", webhook_id, "deliveries", delivery_id, "replay")
+        return m.WebhookDelivery.from_json(self._json("POST", path))
+
+
 class Client:
     """Synchronous keyplane client; see the module docstring. Retries a 429 up to
     `max_retries` times, waiting what Retry-After asks, unless that exceeds `max_retry_wait`
@@ -426,6 +526,7 @@ class Client:
         self.metrics = Metrics(self)
         self.deployments = Deployments(self)
         self.exports = Exports(self)
+        self.webhooks = Webhooks(self)
 
     def path(self, *parts: object) -> str:
         return self.config.path(*parts)

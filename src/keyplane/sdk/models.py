@@ -250,3 +250,79 @@ class Deployment(Model):
     status: str = "active"
     created_at: str | None = None
     updated_at: str | None = None
+
+
+@dataclass
+class BatchItemResult(Model):
+    index: int = 0
+    status: str = ""  # created | updated
+    id: int | None = None
+    external_id: str | None = None
+
+
+@dataclass
+class BatchResult(Model):
+    """What a batch upsert did, item by item in request order (`data[i].index == i`)."""
+
+    data: list[BatchItemResult] = field(default_factory=list)
+    created: int = 0
+    updated: int = 0
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BatchResult:
+        items = cast(list[dict[str, Any]], data.get("data") or [])
+        return cls(
+            raw=data,
+            data=[BatchItemResult.from_json(i) for i in items],
+            created=int(data.get("created") or 0),
+            updated=int(data.get("updated") or 0),
+        )
+
+    @classmethod
+    def merge(cls, parts: list[BatchResult]) -> BatchResult:
+        """Results of several calls (a batch split into chunks) as one, indexes continued."""
+        merged = cls(raw={"data": []})
+        offset = 0
+        for part in parts:
+            for item in part.data:
+                shifted = dataclasses.replace(item, index=item.index + offset)
+                shifted.raw = item.raw | {"index": shifted.index}
+                merged.data.append(shifted)
+                merged.raw["data"].append(shifted.raw)
+            offset += len(part.data)
+            merged.created += part.created
+            merged.updated += part.updated
+        merged.raw |= {"created": merged.created, "updated": merged.updated}
+        return merged
+
+
+@dataclass
+class Webhook(Model):
+    id: int = 0
+    project_id: int = 0
+    mode: str = "live"
+    url: str = ""
+    events: list[str] = field(default_factory=list)
+    description: str | None = None
+    enabled: bool = True
+    disabled_at: str | None = None
+    disabled_reason: str | None = None
+    created_at: str | None = None
+    created_by: int | None = None
+    updated_at: str | None = None
+    secret: str | None = None  # only when just created: store it, it is not shown again
+
+
+@dataclass
+class WebhookDelivery(Model):
+    id: int = 0
+    webhook_id: int = 0
+    event: str = ""
+    status: str = ""  # pending | delivered | failed
+    attempts: int = 0
+    next_attempt_at: str | None = None
+    status_code: int | None = None
+    last_error: str | None = None
+    created_at: str | None = None
+    delivered_at: str | None = None
+    replay_of: int | None = None

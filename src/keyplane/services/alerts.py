@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keyplane.adapters.sql.models import Alert, AuditEvent
+from keyplane.adapters.sql.models import Alert, ApiKey, AuditEvent
 from keyplane.adapters.sql.paging import keyset_page
 from keyplane.adapters.sql.repositories import iso, utcnow
 from keyplane.domain.errors import NotFound
@@ -36,6 +36,8 @@ class AlertSpec:
     user_agent: str | None = None
     # What the alert is about when not the key (a failed-auth burst is per address).
     subject: str | None = None
+    # Which mode's webhooks hear of it; None: the key's mode, or live without a key.
+    mode: str | None = None
 
     @property
     def dedup(self) -> str:
@@ -102,7 +104,12 @@ async def raise_alert(db: AsyncSession, spec: AlertSpec) -> Alert | None:
         )
     )
     if spec.project_id is not None:
-        await webhooks.enqueue(db, spec.project_id, ALERT_EVENT, {"alert": describe(alert)})
+        # An alert about a test key goes to test-mode subscriptions; anything else to live.
+        key = await db.get(ApiKey, spec.key_id) if spec.key_id and not spec.mode else None
+        mode = spec.mode or (key.mode if key is not None else "live")
+        await webhooks.enqueue(
+            db, spec.project_id, ALERT_EVENT, {"alert": describe(alert)}, mode=mode
+        )
     return alert
 
 

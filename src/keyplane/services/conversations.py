@@ -13,6 +13,7 @@ from keyplane.adapters.sql.repositories import iso, utcnow
 from keyplane.domain.errors import NotFound
 from keyplane.domain.keyformat import Mode
 from keyplane.services import labels as label_service
+from keyplane.services import webhooks
 
 STATUSES = ("resolved", "unresolved")
 
@@ -87,7 +88,9 @@ async def create(
     first = Message(conversation_id=conversation.id, role="user", content=message, created_at=now)
     db.add(first)
     await db.flush()
-    return describe(conversation, user) | {"messages": [describe_message(first)]}
+    created = describe(conversation, user) | {"messages": [describe_message(first)]}
+    await webhooks.enqueue(db, project_id, "conversation.created", {"conversation": created}, mode)
+    return created
 
 
 async def page(
@@ -157,6 +160,8 @@ async def update(
     """Set the status and/or replace the labels; labels are the project's, created on first
     use and matched case-insensitively (the conversation carries each label's first spelling)."""
     conversation, user = await _row(db, project_id, mode, conversation_id)
+    resolved = status == "resolved" and conversation.status != "resolved"
+    before = list(conversation.labels or [])
     if status is not None:
         conversation.status = status
     if labels is not None:
@@ -164,7 +169,20 @@ async def update(
         conversation.labels = [label.name for label in found]
     conversation.updated_at = utcnow()
     await db.flush()
-    return describe(conversation, user)
+    described = describe(conversation, user)
+    if resolved:
+        await webhooks.enqueue(
+            db, project_id, "conversation.resolved", {"conversation": described}, mode
+        )
+    if labels is not None and list(conversation.labels) != before:
+        await webhooks.enqueue(
+            db,
+            project_id,
+            "conversation.labeled",
+            {"conversation": described, "previous_labels": before},
+            mode,
+        )
+    return described
 
 
 async def add_message(
@@ -176,7 +194,15 @@ async def add_message(
     db.add(message)
     conversation.updated_at = now
     await db.flush()
-    return describe_message(message)
+    described = describe_message(message)
+    await webhooks.enqueue(
+        db,
+        project_id,
+        "message.created",
+        {"conversation_id": conversation.id, "message": described},
+        mode,
+    )
+    return described
 
 
 async def messages(

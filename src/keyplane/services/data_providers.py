@@ -18,6 +18,7 @@ from keyplane.adapters.sql.paging import keyset_page
 from keyplane.adapters.sql.repositories import aware, iso, utcnow
 from keyplane.domain.errors import NotFound, ValidationFailed
 from keyplane.domain.keyformat import Mode
+from keyplane.services import webhooks
 from keyplane.services.knowledge_sources import Collected, collect_directory, collect_urls, inside
 from keyplane.settings import Settings
 
@@ -212,6 +213,13 @@ async def _finish(
         row.snippets_created, row.snippets_updated, row.snippets_removed = counts
         row.last_error = error
         row.finished_at = row.updated_at = utcnow()
+        await webhooks.enqueue(
+            db,
+            row.project_id,
+            "data_provider.sync.failed" if status == "failed" else "data_provider.sync.completed",
+            {"data_provider": describe(row)},
+            row.mode,
+        )
         await db.commit()
     return counts
 

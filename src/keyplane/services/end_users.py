@@ -13,6 +13,7 @@ from keyplane.adapters.sql.paging import keyset_page
 from keyplane.adapters.sql.repositories import iso, utcnow
 from keyplane.domain.errors import NotFound
 from keyplane.domain.keyformat import Mode
+from keyplane.services import webhooks
 from keyplane.services.conversations import end_user
 
 PROFILE_FIELDS = ("first_name", "last_name", "email", "locale")
@@ -88,7 +89,11 @@ async def upsert(
         )
     user.updated_at = utcnow()
     await db.flush()
-    return describe(user), existing is None
+    described = describe(user)
+    await webhooks.enqueue(
+        db, project_id, "user.updated", {"user": described, "created": existing is None}, mode
+    )
+    return described, existing is None
 
 
 async def page(

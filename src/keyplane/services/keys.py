@@ -70,6 +70,7 @@ class KeySpec:
     ip_allowlist: list[str] = field(default_factory=list)
     rate_limit: dict[str, int] | None = None
     label: KeyLabel | None = None
+    allow_browser: bool = False
 
 
 @dataclass
@@ -82,6 +83,7 @@ class KeyChanges:
     ip_allowlist: list[str] | None = None
     rate_limit: dict[str, int] | object | None = None
     label: KeyLabel | None = None
+    allow_browser: bool | None = None
     sent: frozenset[str] = frozenset()
 
 
@@ -111,6 +113,7 @@ def describe(row: ApiKey) -> dict[str, Any]:
         "ip_allowlist": list(row.ip_allowlist or []),
         "rate_limit": row.rate_limit,
         "label": row.label,
+        "allow_browser": bool(row.allow_browser),
         **rotation_schedule(row),
     }
 
@@ -395,6 +398,7 @@ class KeyManager:
         user_id: int | None,
         rotated_from: str | None = None,
     ) -> IssuedKey:
+        _check_browser(spec.allow_browser, spec.mode)
         secret = keyformat.generate(spec.mode)
         key_id = "key_" + "".join(secrets.choice(keyformat.BASE62) for _ in range(16))
         version, sealed = self.keyring.encrypt(secret, key_id)
@@ -415,6 +419,7 @@ class KeyManager:
             ip_allowlist=[str(n) for n in parse_ip_allowlist(spec.ip_allowlist)],
             rate_limit=_clean_rate_limit(spec.rate_limit, await self._org(db, org_id)),
             label=spec.label,
+            allow_browser=spec.allow_browser,
             created_at=now,
             created_by=actor.user_id,
             updated_at=now,
@@ -422,17 +427,19 @@ class KeyManager:
             rotated_from=rotated_from,
         )
         db.add(row)
+        action = "api_key.rotated" if rotated_from else "api_key.created"
         self._audit(
             db,
             actor,
             row,
-            "api_key.rotated" if rotated_from else "api_key.created",
+            action,
             {
                 "permissions": row.permissions,
                 "rotated_from": rotated_from,
             },
         )
         await db.flush()
+        await _announce(db, row, action)
         return IssuedKey(row=row, secret=secret)
 
     async def update(
@@ -478,6 +485,10 @@ class KeyManager:
         if "label" in changes.sent:
             diff["label"] = [row.label, changes.label]
             row.label = changes.label
+        if "allow_browser" in changes.sent and changes.allow_browser is not None:
+            _check_browser(changes.allow_browser, Mode(row.mode))
+            diff["allow_browser"] = [bool(row.allow_browser), changes.allow_browser]
+            row.allow_browser = changes.allow_browser
         if "rate_limit" in changes.sent:
             limit = changes.rate_limit
             assert limit is None or isinstance(limit, dict)
@@ -494,6 +505,7 @@ class KeyManager:
         row.updated_at = now
         self._audit(db, actor, row, "api_key.deleted", {})
         await self._changed(db, row)
+        await _announce(db, row, "api_key.deleted")
 
     async def rotate(
         self, db: AsyncSession, actor: Actor, row: ApiKey, grace_seconds: int
@@ -517,6 +529,7 @@ class KeyManager:
             ip_allowlist=list(row.ip_allowlist or []),
             rate_limit=row.rate_limit,
             label=KeyLabel(row.label) if row.label else None,
+            allow_browser=bool(row.allow_browser),
         )
         issued = await self._issue(
             db,
@@ -582,6 +595,25 @@ def _no_custom(names: list[str]) -> None:
                 {"loc": ["permissions"], "msg": "custom permission", "value": n} for n in custom
             ],
         )
+
+
+def _check_browser(allow_browser: bool, mode: Mode) -> None:
+    if allow_browser and mode != Mode.TEST:
+        raise ValidationFailed(
+            "Only sk_test_ keys can be marked for browser use: a live key in a web page is "
+            "readable by anyone who opens it. Call keyplane from your backend with live keys.",
+            details=[{"loc": ["body", "allow_browser"], "msg": "test keys only"}],
+        )
+
+
+async def _announce(db: AsyncSession, row: ApiKey, event: str) -> None:
+    """The webhook event of a project key's change (masked: never the secret). User keys
+    belong to no project and have no subscriptions to tell."""
+    if row.project_id is None:
+        return
+    from keyplane.services import webhooks  # webhooks imports this module (Actor)
+
+    await webhooks.enqueue(db, row.project_id, event, {"api_key": describe(row)}, row.mode)
 
 
 def _gone(row: ApiKey) -> bool:

@@ -58,7 +58,11 @@ async def send_expiry_notices(db: AsyncSession, now: datetime) -> int:
             )
             if claimed.project_id is not None:
                 await webhooks.enqueue(
-                    db, claimed.project_id, "api_key.expiring", {"key_id": claimed.id} | data
+                    db,
+                    claimed.project_id,
+                    "api_key.expiring",
+                    {"key_id": claimed.id} | data,
+                    mode=claimed.mode,
                 )
             sent += 1
     return sent

@@ -13,6 +13,7 @@ from keyplane.adapters.sql.paging import keyset_page
 from keyplane.adapters.sql.repositories import iso, utcnow
 from keyplane.domain.errors import NotFound
 from keyplane.domain.keyformat import Mode
+from keyplane.services import webhooks
 
 EDITABLE = ("title", "content", "url")
 
@@ -60,7 +61,7 @@ async def create(
     )
     db.add(snippet)
     await db.flush()
-    return describe(snippet)
+    return await _changed(db, snippet, "created")
 
 
 async def update(
@@ -74,12 +75,28 @@ async def update(
             setattr(snippet, field, changes[field])
     snippet.updated_at = utcnow()
     await db.flush()
-    return describe(snippet)
+    return await _changed(db, snippet, "updated")
 
 
 async def delete(db: AsyncSession, project_id: int, mode: Mode, snippet_id: int) -> None:
-    await db.delete(await _find(db, project_id, mode, snippet_id))
+    snippet = await _find(db, project_id, mode, snippet_id)
+    await _changed(db, snippet, "deleted")
+    await db.delete(snippet)
     await db.flush()
+
+
+async def _changed(db: AsyncSession, snippet: Snippet, action: str) -> dict[str, Any]:
+    """The `snippet.changed` event of a change made through the API (a data provider's sync
+    announces itself once, with data_provider.sync.completed)."""
+    described = describe(snippet)
+    await webhooks.enqueue(
+        db,
+        snippet.project_id,
+        "snippet.changed",
+        {"action": action, "snippet": described},
+        snippet.mode,
+    )
+    return described
 
 
 async def page(

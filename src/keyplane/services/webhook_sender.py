@@ -1,6 +1,14 @@
-"""Sends the webhook outbox (issue 7). Every process may run a sender: a due delivery is
-claimed with a conditional update on its attempt count, so exactly one process makes each
-attempt; a process that dies mid-send leaves the row to be retried when its lease ends."""
+"""Sends the webhook outbox (issues 7 and 11). Every process may run a sender (each
+`keyplane serve` worker does): due deliveries are selected with FOR UPDATE SKIP LOCKED on
+PostgreSQL (concurrent senders take different rows instead of queueing) and each is claimed
+with a conditional update on its attempt count (what makes it safe on SQLite too), so exactly
+one process makes each attempt; a process that dies mid-send leaves the row to be retried
+when its lease ends.
+
+A failed attempt is retried with exponential backoff (doubling from
+`webhook_retry_base_seconds`, capped at `webhook_retry_max_delay_seconds`) until
+`webhook_retry_window_seconds` (a day) after the event; then the delivery is given up and
+the subscription disabled with a notice (services/webhooks.disable_after_failures)."""
 
 from __future__ import annotations
 
@@ -8,7 +16,7 @@ import asyncio
 import contextlib
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import structlog
@@ -17,10 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keyplane import __version__
 from keyplane.adapters.sql.models import WebhookDelivery, WebhookEndpoint
-from keyplane.adapters.sql.repositories import utcnow
+from keyplane.adapters.sql.repositories import aware, utcnow
 from keyplane.domain.backoff import retry_delay
 from keyplane.services.crypto import Keyring
-from keyplane.services.webhooks import signing_secret
+from keyplane.services.webhook_urls import destination_refusal
+from keyplane.services.webhooks import Destinations, disable_after_failures, signing_secret
 from keyplane.webhooks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, sign
 
 log = structlog.get_logger(__name__)
@@ -35,6 +44,9 @@ class Claimed:
     body: str
     url: str
     secret: str
+    endpoint_id: int = 0
+    mode: str = "live"
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -57,8 +69,15 @@ class WebhookSender:
         retry_base_seconds: float,
         max_attempts: int,
         timeout_seconds: float,
+        retry_max_delay_seconds: float = 3600.0,
+        retry_window_seconds: float = 86400.0,
+        destinations: Destinations | None = None,
     ) -> None:
         self._sessions = sessions
+        self._max_delay = retry_max_delay_seconds
+        self._window = timedelta(seconds=retry_window_seconds)
+        # Checked before every attempt: a name may resolve elsewhere than when subscribed.
+        self.destinations = destinations or Destinations()
         self._keyring = keyring
         self._poll_seconds = poll_seconds
         self._retry_base = retry_base_seconds
@@ -115,15 +134,18 @@ class WebhookSender:
         now = utcnow()
         claimed: list[Claimed] = []
         async with self._sessions() as db:
-            due = (
-                await db.execute(
-                    select(WebhookDelivery.id, WebhookDelivery.attempts)
-                    .where(WebhookDelivery.status == "pending")
-                    .where(WebhookDelivery.next_attempt_at <= now)
-                    .order_by(WebhookDelivery.next_attempt_at)
-                    .limit(BATCH)
-                )
-            ).all()
+            query = (
+                select(WebhookDelivery.id, WebhookDelivery.attempts)
+                .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+                .where(WebhookDelivery.status == "pending")
+                .where(WebhookDelivery.next_attempt_at <= now)
+                .where(WebhookEndpoint.disabled_at.is_(None))
+                .order_by(WebhookDelivery.next_attempt_at)
+                .limit(BATCH)
+            )
+            if db.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True, of=WebhookDelivery)
+            due = (await db.execute(query)).all()
             for delivery_id, attempts in due:
                 row = (
                     await db.execute(
@@ -138,18 +160,29 @@ class WebhookSender:
                             WebhookDelivery.event,
                             WebhookDelivery.body,
                             WebhookDelivery.endpoint_id,
+                            WebhookDelivery.created_at,
                         )
                     )
                 ).first()
                 if row is None:  # another process claimed it first
                     continue
-                event, body, endpoint_id = row
+                event, body, endpoint_id, created_at = row
                 endpoint = await db.get(WebhookEndpoint, endpoint_id)
                 if endpoint is None:
                     continue
                 secret = signing_secret(self._keyring, endpoint)
                 claimed.append(
-                    Claimed(delivery_id, attempts + 1, event, body, endpoint.url, secret)
+                    Claimed(
+                        delivery_id,
+                        attempts + 1,
+                        event,
+                        body,
+                        endpoint.url,
+                        secret,
+                        endpoint.id,
+                        endpoint.mode,
+                        aware(created_at),
+                    )
                 )
             await db.commit()
         return claimed
@@ -163,6 +196,13 @@ class WebhookSender:
             DELIVERY_HEADER: str(delivery.id),
             SIGNATURE_HEADER: sign(delivery.secret, body),
         }
+        refused = await destination_refusal(
+            delivery.url,
+            allow_private=self.destinations.allows_private(delivery.mode),
+            resolve=self.destinations.resolve,
+        )
+        if refused is not None:
+            return Outcome(None, f"not sent: {refused} (live webhooks go to public addresses)")
         try:
             response = await client.post(delivery.url, content=body, headers=headers)
         except httpx.HTTPError as error:
@@ -177,16 +217,27 @@ class WebhookSender:
         values: dict[str, object] = {"last_status_code": outcome.status_code}
         if outcome.error is not None:
             values["last_error"] = outcome.error
+        give_up = False
         if outcome.ok:
             values |= {"status": "delivered", "delivered_at": now}
-        elif delivery.attempts >= self._max_attempts:
-            values |= {"status": "failed"}
-            log.warning("webhook_gave_up", delivery_id=delivery.id, attempts=delivery.attempts)
         else:
-            delay = retry_delay(delivery.attempts, self._retry_base, random.random())  # noqa: S311 - jitter, not a secret
-            values |= {"next_attempt_at": now + timedelta(seconds=delay)}
+            delay = retry_delay(
+                delivery.attempts,
+                self._retry_base,
+                random.random(),  # noqa: S311 - jitter, not a secret
+                self._max_delay,
+            )
+            started = delivery.created_at or now
+            if delivery.attempts >= self._max_attempts or (
+                now + timedelta(seconds=delay) > started + self._window
+            ):
+                values |= {"status": "failed"}
+                give_up = True
+                log.warning("webhook_gave_up", delivery_id=delivery.id, attempts=delivery.attempts)
+            else:
+                values |= {"next_attempt_at": now + timedelta(seconds=delay)}
         # Only if nobody re-claimed it meanwhile (our lease ran out): theirs is the newer word.
-        await db.execute(
+        changed = await db.execute(
             update(WebhookDelivery)
             .where(
                 WebhookDelivery.id == delivery.id,
@@ -195,3 +246,10 @@ class WebhookSender:
             )
             .values(**values)
         )
+        if give_up and changed.rowcount == 1:  # type: ignore[attr-defined]
+            await disable_after_failures(
+                db,
+                delivery.endpoint_id,
+                f"{delivery.attempts} attempts to deliver {delivery.event} failed "
+                f"(last: {outcome.error or 'no answer'})",
+            )

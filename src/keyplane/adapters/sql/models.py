@@ -163,6 +163,8 @@ class ApiKey(Base):
     expiry_notice: Mapped[int | None] = mapped_column(Integer)
     # Bumped on every change; with Redis, instances compare it on each request (DESIGN §5).
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # Test keys only: may be sent from a web page (an Origin header); see issue 11.
+    allow_browser: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ChangeEvent(Base):
@@ -458,6 +460,14 @@ class WebhookEndpoint(Base):
     secret_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(_tz())
     created_by: Mapped[int | None] = mapped_column(BigInteger)
+    # Issue 11: a subscription receives the events of one mode only, like the keys.
+    mode: Mapped[str] = mapped_column(String(8), default="live", server_default="live")
+    description: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime | None] = mapped_column(_tz())
+    # Set when deliveries kept failing for the whole retry window; nothing is queued or sent
+    # until someone enables it again (PATCH {"enabled": true}).
+    disabled_at: Mapped[datetime | None] = mapped_column(_tz())
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class WebhookDelivery(Base):
@@ -480,6 +490,8 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(_tz())
     delivered_at: Mapped[datetime | None] = mapped_column(_tz())
+    # A replay is a new delivery of the same body; it names the one it repeats.
+    replay_of: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ClientAssignment(Base):

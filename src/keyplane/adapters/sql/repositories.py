@@ -88,6 +88,7 @@ def to_verified(row: ApiKey, org: Organization) -> VerifiedKey:
         scope=Scope(org.rate_limit_scope),
         scope_limits=shared,
         own_limits=own,
+        allow_browser=bool(row.allow_browser) and row.mode == Mode.TEST,
     )
 
 

@@ -56,6 +56,7 @@ def _spec(body: KeyCreate) -> KeySpec:
         ip_allowlist=list(body.ip_allowlist),
         rate_limit=body.rate_limit.model_dump(exclude_none=True) if body.rate_limit else None,
         label=body.label,
+        allow_browser=body.allow_browser,
     )
 
 
@@ -67,6 +68,7 @@ def _changes(body: KeyUpdate) -> KeyChanges:
         ip_allowlist=body.ip_allowlist,
         rate_limit=body.rate_limit.model_dump(exclude_none=True) if body.rate_limit else None,
         label=body.label,
+        allow_browser=body.allow_browser,
         sent=frozenset(body.model_fields_set),
     )
 

@@ -10,9 +10,10 @@ from pydantic import AfterValidator
 from keyplane.api.deps import MAX_ID, ProjectId, RuntimeDep, require
 from keyplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor
 from keyplane.api.schemas import errors_doc, storable
+from keyplane.api.schemas_batches import BatchResult, SnippetBatch
 from keyplane.api.schemas_knowledge import SnippetCreate, SnippetOut, SnippetPage, SnippetUpdate
 from keyplane.domain.permissions import Permission
-from keyplane.services import snippets
+from keyplane.services import batches, snippets
 from keyplane.services.auth import Principal
 
 router = APIRouter(prefix="/v1/projects/{project_id}/snippets", tags=["knowledge"])
@@ -40,6 +41,21 @@ async def list_snippets(
             provider_id=data_provider_id,
         )
     return {"data": items, "next_cursor": encode_cursor(last)}
+
+
+@router.post("/batch", response_model=BatchResult, responses=errors_doc(401, 403, 413, 422))
+async def upsert_snippets_batch(
+    project_id: ProjectId,
+    body: SnippetBatch,
+    rt: RuntimeDep,
+    principal: Principal = require(Permission.KNOWLEDGE_WRITE),
+) -> dict[str, Any]:
+    """Create or update up to 1,000 snippets in one transaction: an item with an id updates
+    that snippet, one with a url updates the hand-written snippet of that url, any other is
+    created. One request toward the rate limit; a failing item refuses the whole batch."""
+    items = [item.model_dump(exclude_unset=True) for item in body.items]
+    async with rt.transaction() as db:
+        return await batches.upsert_snippets(db, project_id, principal.mode, items)
 
 
 @router.get("/{snippet_id}", response_model=SnippetOut, responses=errors_doc(401, 403, 404))

@@ -16,8 +16,9 @@ from keyplane.api.platform_schemas import (
     TablePage,
 )
 from keyplane.api.schemas import errors_doc, storable
+from keyplane.api.schemas_batches import BatchResult, RowBatch
 from keyplane.domain.permissions import Permission
-from keyplane.services import tables
+from keyplane.services import batches, tables
 from keyplane.services.auth import Principal
 
 router = APIRouter(prefix="/v1/projects/{project_id}/tables", tags=["tables"])
@@ -95,6 +96,26 @@ async def add_row(
 ) -> dict[str, Any]:
     async with rt.transaction() as db:
         return await tables.add_row(db, project_id, principal.mode, table_id, body.values)
+
+
+@router.post(
+    "/{table_id}/rows/batch",
+    response_model=BatchResult,
+    responses=errors_doc(401, 403, 404, 413, 422),
+)
+async def upsert_rows_batch(
+    project_id: ProjectId,
+    table_id: TableId,
+    body: RowBatch,
+    rt: RuntimeDep,
+    principal: Principal = require(Permission.TABLE_WRITE),
+) -> dict[str, Any]:
+    """Add or change up to 1,000 rows in one transaction: an item with an id changes the
+    cells given, one without is added. One request toward the rate limit; a failing item
+    refuses the whole batch, naming its index and field."""
+    items = [item.model_dump(exclude_unset=True) for item in body.items]
+    async with rt.transaction() as db:
+        return await batches.upsert_rows(db, project_id, principal.mode, table_id, items)
 
 
 @router.patch(

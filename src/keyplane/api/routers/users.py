@@ -10,9 +10,10 @@ from pydantic import AfterValidator
 from keyplane.api.deps import ProjectId, RuntimeDep, require
 from keyplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor
 from keyplane.api.schemas import errors_doc, storable
+from keyplane.api.schemas_batches import BatchResult, UserBatch
 from keyplane.api.schemas_users import EndUserOut, EndUserPage, EndUserUpsert
 from keyplane.domain.permissions import Permission
-from keyplane.services import end_users
+from keyplane.services import batches, end_users
 from keyplane.services.auth import Principal
 
 router = APIRouter(prefix="/v1/projects/{project_id}/users", tags=["users"])
@@ -41,6 +42,25 @@ async def list_users(
             db, project_id, principal.mode, limit=limit, after_id=decode_cursor(cursor), email=email
         )
     return {"data": items, "next_cursor": encode_cursor(last)}
+
+
+@router.post(
+    "/batch",
+    response_model=BatchResult,
+    responses=errors_doc(401, 403, 413, 422),
+)
+async def upsert_users_batch(
+    project_id: ProjectId,
+    body: UserBatch,
+    rt: RuntimeDep,
+    principal: Principal = require(Permission.USERPOOL_UPDATE),
+) -> dict[str, Any]:
+    """Create or update up to 1,000 users in one transaction (each as PATCH /users/{id});
+    one request toward the rate limit. A failing item refuses the whole batch, naming its
+    index and field."""
+    items = [item.model_dump(exclude_unset=True) for item in body.items]
+    async with rt.transaction() as db:
+        return await batches.upsert_users(db, project_id, principal.mode, items)
 
 
 @router.get(

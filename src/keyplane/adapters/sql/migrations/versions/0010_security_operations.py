@@ -1,7 +1,7 @@
 """security operations: alerts, webhook endpoints and their outbox, org leak policy
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 """
 
 from __future__ import annotations
