@@ -1,10 +1,11 @@
-# keyplane developer commands. `make run` serves on SQLite; `make test` runs the checks and the
-# whole suite on SQLite and PostgreSQL (both must be reachable; see README).
+# keyplane developer commands. `make run` serves on SQLite; `make test` runs the checks, the
+# JavaScript SDK's tests and the whole suite on SQLite and PostgreSQL (both must be reachable;
+# see README).
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install run test loadtest lint typecheck bench clean
+.PHONY: install run test test-js loadtest lint typecheck bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +25,20 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck test-js
 	$(BIN)/pytest
+
+# The JavaScript SDK (sdk/js): dev dependencies from the committed lockfile (`npm ci`), tsc builds
+# (ESM + CommonJS) and strict type-check, then Node's test runner against a `keyplane serve` of
+# this venv on a fresh SQLite database (started and stopped by sdk/js/test/run.ts).
+JS_SDK := sdk/js
+
+$(JS_SDK)/node_modules/.installed: $(JS_SDK)/package.json $(JS_SDK)/package-lock.json
+	cd $(JS_SDK) && npm ci --no-audit --no-fund
+	touch $@
+
+test-js: install $(JS_SDK)/node_modules/.installed
+	cd $(JS_SDK) && npm test
 
 # The bounded load test at length: 2 servers x 2 workers on PostgreSQL + Redis, 60 req/s for
 # 3 minutes, then checks for 5xx, lost writes and lost usage counts (stops by itself).
@@ -40,3 +53,4 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(JS_SDK)/node_modules $(JS_SDK)/dist $(JS_SDK)/build

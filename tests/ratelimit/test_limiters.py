@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aredis
+from redis.asyncio.connection import AbstractConnection
 
 from keyplane.adapters.memory.ratelimit import MemoryRateLimiter
 from keyplane.adapters.redis.ratelimit import RedisRateLimiter
@@ -75,35 +77,32 @@ async def test_concurrent_requests_never_exceed_the_capacity(limiter: RateLimite
     assert sum(o is not None and o[0].allowed for o in outcomes) == 70
 
 
-async def test_redis_decides_in_one_round_trip_and_coalesces(redis_url: str) -> None:
+async def test_redis_decides_in_one_round_trip_and_coalesces(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     limiter = RedisRateLimiter.from_url(redis_url)
     admin = aredis.Redis.from_url(redis_url)
     try:
         await limiter.hit(1, [("k:warm", FAST)], "key_a")  # loads the script
         await admin.config_resetstat()
-        round_trips = 0
-        original = limiter.client.evalsha
-        original_pipeline = limiter.client.pipeline
+        # One round trip = one write of a request (or of a whole pipeline) whose reply is then
+        # awaited: every write of redis-py's connections goes through send_packed_command.
+        writes = 0
+        original = AbstractConnection.send_packed_command
 
-        async def counted_evalsha(*args: object) -> object:
-            nonlocal round_trips
-            round_trips += 1
-            return await original(*args)  # type: ignore[arg-type]
+        async def counted(self: AbstractConnection, *args: Any, **kwargs: Any) -> None:
+            nonlocal writes
+            writes += 1
+            await original(self, *args, **kwargs)
 
-        def counted_pipeline(*args: object, **kwargs: object) -> object:
-            nonlocal round_trips
-            round_trips += 1
-            return original_pipeline(*args, **kwargs)  # type: ignore[arg-type]
-
-        limiter.client.evalsha = counted_evalsha  # type: ignore[method-assign]
-        limiter.client.pipeline = counted_pipeline  # type: ignore[method-assign]
+        monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
         for _ in range(10):  # sequential: one round trip each
             await limiter.hit(1, [("k:one", FAST), ("p:1", FAST)], "key_a")
-        assert round_trips == 10
+        assert writes == 10
         await asyncio.gather(*(limiter.hit(1, [("k:many", FAST)], "key_a") for _ in range(50)))
         # Fifty concurrent decisions: the first goes out at once, the 49 arriving while it is
         # in flight share one pipeline.
-        assert round_trips == 12
+        assert writes == 12
         stats = await admin.info("commandstats")
         commands = {name.removeprefix("cmdstat_"): v["calls"] for name, v in stats.items()}
         assert commands.pop("evalsha") == 60
@@ -146,3 +145,31 @@ async def test_redis_down_fails_open_or_closed(fail_open: bool) -> None:
         assert limiter.failures == 1
     finally:
         await limiter.close()
+
+
+async def test_a_redis_that_stops_answering_costs_at_most_the_timeout() -> None:
+    """A Redis that accepts connections but never replies (a hung server, a black-holed
+    network) must not hang requests: each decision fails open after the limiter's timeout,
+    sequential or coalesced. (Recovery once Redis answers again: test_http_limits.)"""
+    stalled: list[asyncio.StreamWriter] = []
+
+    async def never_answer(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        stalled.append(writer)
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    limiter = RedisRateLimiter.from_url(f"redis://127.0.0.1:{port}/0", timeout=0.3)
+    try:
+        started = asyncio.get_running_loop().time()
+        assert await limiter.hit(1, [("k:hung", FAST)], "key_h") is None
+        together = await asyncio.gather(
+            *(limiter.hit(1, [("k:hung", FAST)], "key_h") for _ in range(5))
+        )
+        assert together == [None] * 5
+        assert asyncio.get_running_loop().time() - started < 2.0
+        assert limiter.failures == 6
+    finally:
+        await limiter.close()
+        server.close()
+        for writer in stalled:
+            writer.close()

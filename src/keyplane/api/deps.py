@@ -42,7 +42,13 @@ def runtime(request: Request) -> Runtime:
     return rt
 
 
-RuntimeDep = Annotated[Runtime, Depends(runtime)]
+async def _runtime_dependency(request: Request) -> Runtime:
+    # async on purpose: FastAPI runs a plain `def` dependency in a worker thread, and that
+    # hand-off cost more than the whole handler of a small request.
+    return runtime(request)
+
+
+RuntimeDep = Annotated[Runtime, Depends(_runtime_dependency)]
 
 
 @lru_cache(maxsize=8)

@@ -113,6 +113,11 @@ class Decision(NamedTuple):
         return -(-self.reset_ms // 1000)
 
 
+# A named tuple's own constructor is Python code that maps arguments to fields; building from a
+# complete tuple skips it and halves the cost of the two tuples made per decision.
+_new_tuple = tuple.__new__
+
+
 def check(bucket: Bucket, limits: Limits, now_ms: int) -> tuple[Decision, Bucket]:
     """Decide one request; return the decision and the bucket to store if it is admitted
     (callers store nothing for a rejected request)."""
@@ -146,19 +151,23 @@ def check(bucket: Bucket, limits: Limits, now_ms: int) -> tuple[Decision, Bucket
     tokens = (ceiling - new_debt) // T_UNITS
     refill_units = new_debt - (capacity - per_minute) * T_UNITS
     reset_ms = now_ms + -(-refill_units // per_minute) if refill_units > 0 else now_ms
-    decision = Decision(
-        allowed,
-        per_minute,
-        per_minute if tokens > per_minute else tokens if tokens > 0 else 0,
-        reset_ms,
-        retry_ms,
-        per_day,
-        daily_remaining,
-        not day_ok,
+    decision: Decision = _new_tuple(
+        Decision,
+        (
+            allowed,
+            per_minute,
+            per_minute if tokens > per_minute else tokens if tokens > 0 else 0,
+            reset_ms,
+            retry_ms,
+            per_day,
+            daily_remaining,
+            not day_ok,
+        ),
     )
     if not allowed:
         return decision, bucket
-    return decision, Bucket(new_debt, now_ms, day, day_count + 1)
+    after: Bucket = _new_tuple(Bucket, (new_debt, now_ms, day, day_count + 1))
+    return decision, after
 
 
 def combine(decisions: list[Decision]) -> Decision:

@@ -6,8 +6,9 @@ itself is computed in Python by the same `domain.ratelimit.check` the memory bac
 both backends share one implementation of the maths.
 
 Calls made in the same event-loop turn are coalesced into one pipeline: many concurrent
-requests cost one round trip together. All keys of one call share the hash tag `{o:<org>}`,
-so the script runs on one shard of a Redis Cluster.
+requests cost one round trip together. Decisions travel on one dedicated connection
+(`channel.Channel`, which explains why) under one deadline per call. All keys of one call
+share the hash tag `{o:<org>}`, so the script runs on one shard of a Redis Cluster.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
+from keyplane.adapters.redis.channel import Channel
 from keyplane.domain.ratelimit import DAY_MS, Bucket, Decision, Limits, check, combine
 from keyplane.services.ratelimit import LimiterUnavailable, Versions
 
@@ -77,10 +79,17 @@ def _tag(org_id: int) -> str:
     return f"kp:{{o:{org_id}}}"
 
 
+DEFAULT_TIMEOUT = 1.0  # seconds a decision may wait for Redis before it counts as down
+
+
 class RedisRateLimiter:
-    def __init__(self, client: Redis, *, fail_open: bool = True) -> None:
-        self.client = client
+    def __init__(
+        self, client: Redis, *, fail_open: bool = True, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        self.client = client  # scripts loading, version publishing, health
+        self.channel = Channel(client)  # the decisions
         self.fail_open = fail_open
+        self.timeout = timeout
         self.failures = 0
         self._hit_sha: str | None = None
         self._pending: list[tuple[list[str], list[int], asyncio.Future[list[int]]]] = []
@@ -89,11 +98,16 @@ class RedisRateLimiter:
         self._in_flight = 0
 
     @classmethod
-    def from_url(cls, url: str, *, fail_open: bool = True) -> RedisRateLimiter:
+    def from_url(
+        cls, url: str, *, fail_open: bool = True, timeout: float = DEFAULT_TIMEOUT
+    ) -> RedisRateLimiter:
+        # No socket_timeout (redis-py's default is 5 s, a `wait_for` around every read and
+        # write): every call below runs under `asyncio.timeout(self.timeout)` instead, and a
+        # connection whose command was cancelled half-way is dropped (adapters/redis/channel).
         client = Redis.from_url(
-            url, socket_timeout=1.0, socket_connect_timeout=1.0, health_check_interval=30
+            url, socket_timeout=None, socket_connect_timeout=timeout, health_check_interval=30
         )
-        return cls(client, fail_open=fail_open)
+        return cls(client, fail_open=fail_open, timeout=timeout)
 
     async def hit(
         self, org_id: int, budgets: list[tuple[str, Limits]], key_id: str
@@ -106,8 +120,9 @@ class RedisRateLimiter:
         for _, limits in budgets:
             args += [limits.per_minute, limits.per_day, limits.capacity]
         try:
-            raw = await self._call(keys, args)
-        except (RedisError, OSError) as error:
+            async with asyncio.timeout(self.timeout):
+                raw = await self._call(keys, args)
+        except (RedisError, OSError) as error:  # OSError includes TimeoutError
             self.failures += 1
             log.warning("rate_limiter_unavailable", error=type(error).__name__)
             if self.fail_open:
@@ -151,13 +166,15 @@ class RedisRateLimiter:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _evalsha(self, keys: list[str], args: list[int]) -> tuple[Any, ...]:
+        return ("EVALSHA", self._hit_sha, len(keys), *keys, *args)
+
     async def _direct(self, keys: list[str], args: list[int]) -> list[int]:
-        assert self._hit_sha is not None
         try:
-            result: list[int] = await self.client.evalsha(self._hit_sha, len(keys), *keys, *args)
+            result: list[int] = await self.channel.call(self._evalsha(keys, args))
         except NoScriptError:  # Redis restarted and lost its scripts
             self._hit_sha = await self.client.script_load(HIT)
-            result = await self.client.evalsha(self._hit_sha, len(keys), *keys, *args)
+            result = await self.channel.call(self._evalsha(keys, args))
         return result
 
     async def _run(
@@ -165,7 +182,12 @@ class RedisRateLimiter:
     ) -> None:
         self._in_flight += 1
         try:
-            await self._run_batch(batch)
+            # The waiters have deadlines of their own; this one frees the connection from a
+            # Redis that stopped answering.
+            async with asyncio.timeout(self.timeout):
+                await self._run_batch(batch)
+        except TimeoutError:
+            pass  # _run_batch has already failed every waiter
         finally:
             self._in_flight -= 1
 
@@ -175,16 +197,18 @@ class RedisRateLimiter:
         try:
             if self._hit_sha is None:
                 self._hit_sha = await self.client.script_load(HIT)
-            results = await self._pipeline(batch)
+            results = await self._round_trip(batch)
             if any(isinstance(r, NoScriptError) for r in results):  # Redis restarted
                 self._hit_sha = await self.client.script_load(HIT)
-                results = await self._pipeline(batch)
+                results = await self._round_trip(batch)
         except BaseException as error:  # every waiter must hear about it
             for _, _, future in batch:
                 if not future.done():
                     future.set_exception(
-                        error if isinstance(error, Exception) else RedisError(str(error))
+                        error if isinstance(error, Exception) else RedisError("cancelled")
                     )
+            if not isinstance(error, Exception):
+                raise  # cancelled (our deadline, or shutdown): let it finish the task
             return
         for (_, _, future), result in zip(batch, results, strict=True):
             if future.done():
@@ -194,18 +218,14 @@ class RedisRateLimiter:
             else:
                 future.set_result(result)
 
-    async def _pipeline(self, batch: list[tuple[list[str], list[int], Any]]) -> list[Any]:
-        assert self._hit_sha is not None
-        if len(batch) == 1:  # the common case needs no pipeline object
+    async def _round_trip(self, batch: list[tuple[list[str], list[int], Any]]) -> list[Any]:
+        if len(batch) == 1:  # the common case needs no pipeline
             keys, args, _ = batch[0]
             try:
-                return [await self.client.evalsha(self._hit_sha, len(keys), *keys, *args)]
+                return [await self.channel.call(self._evalsha(keys, args))]
             except NoScriptError as error:
                 return [error]
-        async with self.client.pipeline(transaction=False) as pipe:
-            for keys, args, _ in batch:
-                pipe.evalsha(self._hit_sha, len(keys), *keys, *args)
-            return list(await pipe.execute(raise_on_error=False))
+        return await self.channel.pipeline([self._evalsha(k, a) for k, a, _ in batch])
 
     # --- versions ----------------------------------------------------------------------------
     async def publish(
@@ -220,7 +240,8 @@ class RedisRateLimiter:
         if not keys:
             return
         try:
-            await self.client.eval(PUBLISH, len(keys), *keys, *args)
+            async with asyncio.timeout(self.timeout):
+                await self.client.eval(PUBLISH, len(keys), *keys, *args)
         except (RedisError, OSError) as error:
             # Other instances still learn it from the change feed within a poll interval.
             self.failures += 1
@@ -228,9 +249,11 @@ class RedisRateLimiter:
 
     async def ping(self) -> bool:
         try:
-            return bool(await self.client.ping())
+            async with asyncio.timeout(self.timeout):
+                return bool(await self.client.ping())
         except (RedisError, OSError):
             return False
 
     async def close(self) -> None:
+        await self.channel.close()
         await self.client.aclose()
