@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     change_poll_seconds: float = Field(default=0.5, gt=0)
     last_used_flush_seconds: float = Field(default=60.0, gt=0)
     # Failed key lookups allowed per client address and minute before lookups are refused.
-    auth_failures_per_minute: int = Field(default=30, ge=1)
+    auth_failures_per_minute: int = Field(default=30, ge=1, le=1_000_000)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # Uploads (POST /files) may be larger than other bodies; stored under data_dir/files.
     max_file_bytes: int = Field(default=10 * 1_048_576, ge=1)

@@ -64,6 +64,17 @@ async def test_fetch_metadata_without_origin_is_a_browser_too(
     assert f"{PAGE}/cart" in response.json()["message"]
 
 
+async def test_nodes_fetch_is_a_server(client: httpx.AsyncClient, world: World) -> None:
+    # Node.js's fetch (undici, the JavaScript SDK's transport) sends exactly these headers.
+    key = await world.project_key("project:read")
+    node = {"Sec-Fetch-Mode": "cors", "Accept-Language": "*", "User-Agent": "node"}
+    response = await client.get(_project(world), headers=bearer(key) | node)
+    assert response.status_code == 200, response.text
+    assert await _alerts(client, world) == []
+    browser = node | {"Sec-Fetch-Site": "same-site", "Sec-Fetch-Dest": "empty"}
+    assert (await client.get(_project(world), headers=bearer(key) | browser)).status_code == 403
+
+
 async def test_preflight_is_answered(client: httpx.AsyncClient, world: World) -> None:
     response = await client.options(
         _project(world),

@@ -17,6 +17,7 @@ import { Labels } from "./resources/labels.js";
 import { Snippets } from "./resources/snippets.js";
 import { Tables } from "./resources/tables.js";
 import { Users } from "./resources/users.js";
+import { Webhooks } from "./resources/webhooks.js";
 import { resolveConfig, Transport, type ClientOptions, type Config, type RequestOptions } from "./transport.js";
 
 /**
@@ -37,6 +38,7 @@ export class KeyplaneClient {
   readonly metrics: Metrics;
   readonly deployments: Deployments;
   readonly exports: Exports;
+  readonly webhooks: Webhooks;
   protected readonly transport: Transport;
 
   /** Throws ConfigurationError when the API key or project id is missing (naming the variable). */
@@ -54,6 +56,7 @@ export class KeyplaneClient {
     this.metrics = new Metrics(this.transport);
     this.deployments = new Deployments(this.transport);
     this.exports = new Exports(this.transport);
+    this.webhooks = new Webhooks(this.transport);
   }
 
   /** The project the key belongs to (project:read). */

@@ -147,9 +147,16 @@ export interface ValidationDetail {
   loc: (string | number)[];
   msg: string;
   type?: string | null;
+  /** A batch item's position in the list (batch upserts). */
+  index?: number;
+  /** The field of that item at fault, dotted (`email`, `values.price`), or null. */
+  field?: string | null;
 }
 
-/** A 422; `.details` lists the problems (`loc`, `msg`). */
+/**
+ * A 422; `.details` lists the problems (`loc`, `msg`; for a batch upsert also the item's
+ * `index` and `field`).
+ */
 export class ValidationError extends KeyplaneError {
   static override readonly code: string = "validation_error";
 

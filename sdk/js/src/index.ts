@@ -12,17 +12,23 @@ export type { ConversationFilter } from "./resources/conversations.js";
 export type { DataProviderSpec } from "./resources/data-providers.js";
 export type { Uploadable, UploadOptions } from "./resources/files.js";
 export type { Day } from "./resources/insights.js";
-export type { EndUserFields } from "./resources/users.js";
-export type { IterateParams, PageParams } from "./resources/base.js";
-export { Resource } from "./resources/base.js";
+export type { EndUserFields, EndUserItem } from "./resources/users.js";
+export type { SnippetItem } from "./resources/snippets.js";
+export type { RowItem } from "./resources/tables.js";
+export type { WebhookChanges, WebhookSpec } from "./resources/webhooks.js";
+export type { BatchOptions, IterateParams, PageParams } from "./resources/base.js";
+export { BATCH_LIMIT, Resource } from "./resources/base.js";
 export { DEFAULT_BASE_URL, retryAfterSeconds, type ClientOptions, type Config, type QueryValue, type RequestOptions, type RetryInfo } from "./transport.js";
 export {
   DEFAULT_TOLERANCE,
   DELIVERY_HEADER,
   EVENT_HEADER,
   SIGNATURE_HEADER,
+  parseWebhook,
   signWebhook,
   verifyWebhookSignature,
+  WebhookSignatureError,
+  type SignatureSource,
   type VerifyOptions,
   type WebhookBody,
 } from "./webhooks.js";

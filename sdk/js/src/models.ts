@@ -194,6 +194,93 @@ export interface Deployment extends Model {
   updatedAt: string;
 }
 
+/** Which events a webhook subscription receives (DESIGN §6, issue 11). */
+export type WebhookEventName =
+  | "conversation.created"
+  | "message.created"
+  | "conversation.resolved"
+  | "conversation.labeled"
+  | "user.updated"
+  | "snippet.changed"
+  | "data_provider.sync.completed"
+  | "data_provider.sync.failed"
+  | "api_key.created"
+  | "api_key.deleted"
+  | "api_key.rotated"
+  | "api_key.expiring"
+  | "alert.raised";
+
+/**
+ * A webhook subscription of the project, in one mode (a key's own). `enabled` is false when it
+ * was paused or disabled after a day of failing deliveries (`disabledReason` says which).
+ */
+export interface Webhook extends Model {
+  id: number;
+  projectId: number;
+  mode: "live" | "test";
+  url: string;
+  events: string[];
+  description: string | null;
+  enabled: boolean;
+  disabledAt: string | null;
+  disabledReason: string | null;
+  createdAt: string;
+  createdBy: number | null;
+  updatedAt: string;
+}
+
+/** What `webhooks.create` answers: the subscription and its signing secret, shown only now. */
+export interface CreatedWebhook extends Webhook {
+  /** `whsec_...`: store it to verify deliveries; no later answer holds it. */
+  secret: string;
+}
+
+export type DeliveryStatus = "pending" | "delivered" | "failed";
+
+/** One event sent (or being sent) to a webhook, with its attempts. */
+export interface WebhookDelivery extends Model {
+  id: number;
+  webhookId: number;
+  event: string;
+  status: DeliveryStatus;
+  attempts: number;
+  /** When the next attempt is due, while pending. */
+  nextAttemptAt: string | null;
+  /** The receiver's HTTP status code on the last attempt. */
+  statusCode: number | null;
+  lastError: string | null;
+  createdAt: string;
+  deliveredAt: string | null;
+  /** The delivery this one replays. */
+  replayOf: number | null;
+}
+
+/** A verified delivery's body, from `parseWebhook`; `data` is the event's own object, as sent. */
+export interface WebhookEvent extends Model {
+  event: string;
+  projectId: number;
+  mode: "live" | "test";
+  createdAt: string;
+  data: JsonObject;
+}
+
+/** One item's outcome in a batch upsert; `index` is its position in the list you passed. */
+export interface BatchItemResult extends Model {
+  index: number;
+  status: "created" | "updated";
+  /** Snippets and rows. */
+  id?: number | null;
+  /** End users. */
+  externalId?: string | null;
+}
+
+/** What a batch upsert did, item by item in request order (`data[i].index === i`). */
+export interface BatchResult extends Model {
+  data: BatchItemResult[];
+  created: number;
+  updated: number;
+}
+
 // --- decoding -------------------------------------------------------------------------------
 
 /** Turns a decoded JSON value into a model (throws InvalidResponseError when it is not one). */
@@ -280,3 +367,9 @@ export const parseTopic = model<Topic>("a topic");
 export const parseMetricPoint = model<MetricPoint>("a metric point");
 export const parseMetrics = model<Metrics>("metrics", { data: listOf(parseMetricPoint) });
 export const parseDeployment = model<Deployment>("a deployment", { config: raw });
+export const parseWebhookSubscription = model<Webhook>("a webhook");
+export const parseCreatedWebhook = model<CreatedWebhook>("a webhook");
+export const parseWebhookDelivery = model<WebhookDelivery>("a webhook delivery");
+export const parseWebhookEvent = model<WebhookEvent>("a webhook event", { data: raw });
+export const parseBatchItemResult = model<BatchItemResult>("a batch item result");
+export const parseBatchResult = model<BatchResult>("a batch result", { data: listOf(parseBatchItemResult) });

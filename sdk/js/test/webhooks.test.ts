@@ -9,7 +9,15 @@ import { execFile } from "node:child_process";
 import { test } from "node:test";
 import { promisify } from "node:util";
 
-import { SIGNATURE_HEADER, signWebhook, verifyWebhookSignature } from "@keyplane/sdk";
+import {
+  InvalidResponseError,
+  KeyplaneError,
+  parseWebhook,
+  SIGNATURE_HEADER,
+  signWebhook,
+  verifyWebhookSignature,
+  WebhookSignatureError,
+} from "@keyplane/sdk";
 
 import { pythonBin } from "./support/keyplane.js";
 
@@ -78,4 +86,36 @@ test("several v1 values: any may match (a secret rotation), as in Python", async
   const VERIFY = "import sys\nfrom keyplane.webhooks import verify_signature\nprint(verify_signature(sys.argv[1], sys.argv[2], sys.argv[3].encode()))";
   assert.equal(await python(VERIFY, SECRET, both, BODY), "True");
   assert.equal(await python(VERIFY, "whsec_third", both, BODY), "False");
+});
+
+test("parseWebhook: the verified event, from the header or the request's headers of any kind", async () => {
+  const header = await python(SIGN, SECRET, BODY);
+  const sources = [
+    header,
+    [header],
+    { "x-keyplane-signature": header, "content-type": "application/json" }, // Node's req.headers
+    { "X-Keyplane-Signature": header }, // any case
+    new Headers({ "X-Keyplane-Signature": header }), // fetch, Next.js, Hono...
+  ];
+  for (const source of sources) {
+    const event = parseWebhook(SECRET, source, Buffer.from(BODY, "utf8"));
+    assert.equal(event.event, "api_key.expiring");
+    assert.deepEqual(event.data, { key_id: "key_1", name: "CRM Sync ✓" }, "data is left as sent");
+    assert.equal(verifyWebhookSignature(SECRET, source, BODY), true);
+  }
+  const refused = (() => {
+    try {
+      parseWebhook(SECRET, { "content-type": "application/json" }, BODY);
+    } catch (error) {
+      return error;
+    }
+    return undefined;
+  })();
+  assert.ok(refused instanceof WebhookSignatureError && refused instanceof KeyplaneError);
+  assert.equal(refused.code, "invalid_webhook_signature");
+  assert.match(refused.message, /raw request body/);
+  assert.throws(() => parseWebhook(SECRET, header, BODY, { now: Date.now() / 1000 + 301 }), WebhookSignatureError);
+  // Signed but not a JSON object: not a signature problem, a typed error all the same.
+  const text = "not json";
+  assert.throws(() => parseWebhook(SECRET, signWebhook(SECRET, text), text), InvalidResponseError);
 });

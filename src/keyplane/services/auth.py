@@ -29,7 +29,7 @@ from keyplane.domain.keyformat import Mode, parse
 from keyplane.domain.keys import KeyKind, VerifiedKey, bearer_token
 from keyplane.domain.permission_query import Query
 from keyplane.domain.permissions import Permission
-from keyplane.domain.ratelimit import Decision, Limits
+from keyplane.domain.ratelimit import MAX_PER_MINUTE, Decision, Limits
 from keyplane.services.auth_failures import AuthFailureMonitor
 from keyplane.services.crypto import Keyring
 from keyplane.services.ratelimit import RateLimiter, Versions
@@ -135,7 +135,8 @@ class Verifier:
         # A service verifying its own clients' keys (POST /v1/keys/verify) sees every typo of
         # all of them: a far larger budget, still bounding the lookups one caller can cause.
         self._service_failure_limits = Limits(
-            per_minute=auth_failures_per_minute * SERVICE_FAILURE_FACTOR, per_day=10**9
+            per_minute=min(auth_failures_per_minute * SERVICE_FAILURE_FACTOR, MAX_PER_MINUTE),
+            per_day=10**9,
         )
         self._load_custom = load_custom
         # org id -> custom permission names registered in its projects

@@ -27,7 +27,10 @@ def browser_origin(headers: Mapping[str, str]) -> str | None:
     origin = headers.get("origin")
     if origin:
         return origin[:200]
-    if headers.get("sec-fetch-site") or headers.get("sec-fetch-mode"):
+    # Browsers send Sec-Fetch-Site and Sec-Fetch-Dest with Sec-Fetch-Mode. Sec-Fetch-Mode alone
+    # is no browser: Node.js's built-in fetch (undici, so the JavaScript SDK) sends
+    # "sec-fetch-mode: cors" on every request, from servers.
+    if headers.get("sec-fetch-site") or headers.get("sec-fetch-dest"):
         referer = headers.get("referer") or ""
         return referer[:200] or "an unknown page"
     return None

@@ -1,5 +1,16 @@
-import { parseSnippet, type Page, type Snippet } from "../models.js";
-import { Resource, type IterateParams, type PageParams } from "./base.js";
+import { parseSnippet, type BatchResult, type JsonObject, type Page, type Snippet } from "../models.js";
+import { Resource, type BatchOptions, type IterateParams, type PageParams } from "./base.js";
+
+/**
+ * One item of `snippets.upsertMany`: with an `id` that snippet is updated; else with a `url`
+ * the hand-written snippet with that url is updated; else a snippet is created.
+ */
+export interface SnippetItem {
+  title: string;
+  content: string;
+  url?: string | null | undefined;
+  id?: number | undefined;
+}
 
 /** Knowledge snippets: what generated answers are made from. */
 export class Snippets extends Resource {
@@ -35,6 +46,20 @@ export class Snippets extends Resource {
     if (params.content !== undefined) json["content"] = params.content;
     if (params.url !== undefined) json["url"] = params.url;
     return this.json(parseSnippet, "PATCH", this.path("snippets", snippetId), { json });
+  }
+
+  /**
+   * Creates or updates many snippets (see SnippetItem), chunked and refused like
+   * `users.upsertMany`; `data[i].id` is each item's snippet (knowledge:write).
+   */
+  upsertMany(snippets: readonly SnippetItem[], options: BatchOptions = {}): Promise<BatchResult> {
+    const items = snippets.map((snippet) => {
+      const item: JsonObject = { title: snippet.title, content: snippet.content };
+      if (snippet.url != null) item["url"] = snippet.url;
+      if (snippet.id !== undefined) item["id"] = snippet.id;
+      return item;
+    });
+    return this.batches(this.path("snippets", "batch"), items, options);
   }
 
   delete(snippetId: number): Promise<void> {

@@ -1,5 +1,11 @@
-import { parseRow, parseTable, type Column, type JsonObject, type Page, type Row, type Table } from "../models.js";
-import { Resource, type IterateParams, type PageParams } from "./base.js";
+import { parseRow, parseTable, type BatchResult, type Column, type JsonObject, type Page, type Row, type Table } from "../models.js";
+import { Resource, type BatchOptions, type IterateParams, type PageParams } from "./base.js";
+
+/** One item of `tables.upsertRows`: with an `id` that row's cells given change; else a row is added. */
+export interface RowItem {
+  values: JsonObject;
+  id?: number | undefined;
+}
 
 /** Structured data (tables of typed columns) the agent can use. */
 export class Tables extends Resource {
@@ -33,6 +39,15 @@ export class Tables extends Resource {
 
   updateRow(tableId: number, rowId: number, values: JsonObject): Promise<Row> {
     return this.json(parseRow, "PATCH", this.path("tables", tableId, "rows", rowId), { json: { values } });
+  }
+
+  /**
+   * Adds or changes many rows (see RowItem), chunked and refused like `users.upsertMany`;
+   * `data[i].id` is each item's row (table:write).
+   */
+  upsertRows(tableId: number, rows: readonly RowItem[], options: BatchOptions = {}): Promise<BatchResult> {
+    const items = rows.map((row) => (row.id === undefined ? { values: row.values } : { id: row.id, values: row.values }));
+    return this.batches(this.path("tables", tableId, "rows", "batch"), items, options);
   }
 
   deleteRow(tableId: number, rowId: number): Promise<void> {

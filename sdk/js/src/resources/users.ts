@@ -1,5 +1,5 @@
-import { parseEndUser, type EndUser, type JsonObject, type Page } from "../models.js";
-import { Resource, type IterateParams, type PageParams } from "./base.js";
+import { parseEndUser, type BatchResult, type EndUser, type JsonObject, type Page } from "../models.js";
+import { Resource, type BatchOptions, type IterateParams, type PageParams } from "./base.js";
 
 /**
  * The fields to set. Left out (undefined): unchanged; null: cleared. `externalAttributes` is
@@ -13,6 +13,11 @@ export interface EndUserFields {
   externalAttributes?: JsonObject | null | undefined;
 }
 
+/** One item of `users.upsertMany`: the end user's id and the fields to set (as `upsert`). */
+export interface EndUserItem extends EndUserFields {
+  externalId: string;
+}
+
 const WIRE: Record<keyof EndUserFields, string> = {
   firstName: "first_name",
   lastName: "last_name",
@@ -20,6 +25,14 @@ const WIRE: Record<keyof EndUserFields, string> = {
   locale: "locale",
   externalAttributes: "external_attributes",
 };
+
+function wire(fields: EndUserFields): JsonObject {
+  const json: JsonObject = {};
+  for (const [name, key] of Object.entries(WIRE) as [keyof EndUserFields, string][]) {
+    if (fields[name] !== undefined) json[key] = fields[name];
+  }
+  return json;
+}
 
 /** End users of your platform: the "userpool". */
 export class Users extends Resource {
@@ -39,15 +52,23 @@ export class Users extends Resource {
 
   /** Creates the end user or updates the fields given (userpool:update). */
   upsert(externalId: string, fields: EndUserFields = {}): Promise<EndUser> {
-    const json: JsonObject = {};
-    for (const [name, wire] of Object.entries(WIRE) as [keyof EndUserFields, string][]) {
-      if (fields[name] !== undefined) json[wire] = fields[name];
-    }
-    return this.json(parseEndUser, "PATCH", this.path("users", externalId), { json });
+    return this.json(parseEndUser, "PATCH", this.path("users", externalId), { json: wire(fields) });
   }
 
   /** The same as `upsert` (the endpoint is a PATCH). */
   update(externalId: string, fields: EndUserFields = {}): Promise<EndUser> {
     return this.upsert(externalId, fields);
+  }
+
+  /**
+   * Creates or updates many end users (each `{ externalId, ...fields }`, as `upsert`): up to
+   * 1,000 per request, each request one transaction and one request toward the rate limit;
+   * longer lists are sent in several (`chunkSize`). A refused item throws ValidationError
+   * naming its index and field (`details[0].index`, `.field`); nothing of its request is
+   * written, earlier requests stay (userpool:update).
+   */
+  upsertMany(users: readonly EndUserItem[], options: BatchOptions = {}): Promise<BatchResult> {
+    const items = users.map((user) => ({ external_id: user.externalId, ...wire(user) }));
+    return this.batches(this.path("users", "batch"), items, options);
   }
 }

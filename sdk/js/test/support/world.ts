@@ -15,6 +15,8 @@ export interface KeyOptions {
   /** e.g. "60/min" (a per-key override below the plan's limit). */
   rateLimit?: string;
   project?: number;
+  /** An sk_test_ key (test-mode data and webhooks). */
+  test?: boolean;
 }
 
 /** A project key with exactly these permissions (and their implied ones), made with the CLI. */
@@ -22,6 +24,7 @@ export async function createKey(world: World, permissions: string[], options: Ke
   const args = ["keys", "create", "--project", String(options.project ?? world.projectId), "--name", options.name ?? "JS SDK test"];
   for (const permission of permissions) args.push("-p", permission);
   if (options.rateLimit) args.push("--rate-limit", options.rateLimit);
+  if (options.test) args.push("--test");
   const key = await cliJson(world.env, ...args);
   return String(key["secret"]);
 }
