@@ -65,6 +65,10 @@ async def test_a_postgresql_restart_under_load_loses_no_accepted_write(
         await accounts.set_plan(db, made.org_id, "enterprise", 1_000_000, 10_000_000)
     world = World(runtime, made.org_id, made.user_id, made.project_id, "owner@example.com")
     key = await world.project_key("conversation:generate")
+    # Let the change feed apply the key's creation now: applied later, it would drop the
+    # cached key in the middle of the outage, and those requests could not be authenticated
+    # (nor counted) at all.
+    await runtime.changes.poll()
     path = f"/v1/projects/{world.project_id}/conversations"
     accepted: dict[int, str] = {}
     statuses: Counter[int] = Counter()

@@ -8,8 +8,6 @@ the request path (services/auth_failures.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,6 +23,7 @@ from keyplane.adapters.sql.repositories import aware, utcnow
 from keyplane.domain.anomalies import Finding, Thresholds, network_of, off_hours, spike
 from keyplane.domain.geoip import GeoTable
 from keyplane.services.alerts import AlertSpec, raise_alert
+from keyplane.services.periodic import Periodic
 from keyplane.services.usage import FORBIDDEN
 
 log = structlog.get_logger(__name__)
@@ -76,27 +75,18 @@ class AnomalyDetector:
         self._interval = interval_seconds
         self.geoip = geoip
         self.t = thresholds or Thresholds()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic(
+            self.run_once,
+            interval_seconds,
+            name="keyplane-anomalies",
+            failed_event="anomaly_detection_failed",
+        )
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="keyplane-anomalies")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a database hiccup must not end the loop
-                log.exception("anomaly_detection_failed")
+        await self._loop.stop()
 
     async def run_once(self, now: datetime | None = None) -> int:
         """Look at the current hour of every key used in it; returns new alerts."""

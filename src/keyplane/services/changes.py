@@ -8,8 +8,6 @@ database.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from datetime import timedelta
 
@@ -20,6 +18,7 @@ from keyplane.adapters.sql import repositories
 from keyplane.services import auth_failures
 from keyplane.services.auth import Verifier
 from keyplane.services.lifecycle import send_expiry_notices
+from keyplane.services.periodic import Periodic
 from keyplane.services.usage import UsageBuffer, add_clients, add_counts
 
 log = structlog.get_logger(__name__)
@@ -47,7 +46,9 @@ class ChangeFeed:
         self._flush_seconds = flush_seconds
         self._seq = 0
         self._applied: dict[int, float] = {}  # seq -> when applied, for the late-commit window
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic(
+            self._tick, poll_seconds, name="keyplane-change-feed", failed_event="change_feed_failed"
+        )
         self._last_flush = time.monotonic()
         self._last_prune = 0.0
         self._last_reminders = 0.0
@@ -58,32 +59,21 @@ class ChangeFeed:
     async def start(self) -> None:
         async with self._sessions() as db:
             self._seq = await repositories.latest_change(db)
-        self._task = asyncio.create_task(self._run(), name="keyplane-change-feed")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
         await self.flush()
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._poll_seconds)
-            try:
-                await self.poll()
-                if self._verifier.failures is not None and self._verifier.failures.due:
-                    await self.report_failures()
-                due = time.monotonic() - self._last_flush >= self._flush_seconds
-                if due or self._usage.full:
-                    await self.flush()
-                if time.monotonic() - self._last_reminders >= REMINDER_SECONDS:
-                    await self.remind()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a database hiccup must not end the loop; the next poll retries
-                log.exception("change_feed_failed")
+    async def _tick(self) -> None:
+        await self.poll()
+        if self._verifier.failures is not None and self._verifier.failures.due:
+            await self.report_failures()
+        due = time.monotonic() - self._last_flush >= self._flush_seconds
+        if due or self._usage.full:
+            await self.flush()
+        if time.monotonic() - self._last_reminders >= REMINDER_SECONDS:
+            await self.remind()
 
     async def poll(self) -> int:
         """Apply every change since the last poll; returns how many were applied."""

@@ -13,7 +13,6 @@ the subscription disabled with a notice (services/webhooks.disable_after_failure
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ from keyplane.adapters.sql.models import WebhookDelivery, WebhookEndpoint
 from keyplane.adapters.sql.repositories import aware, utcnow
 from keyplane.domain.backoff import retry_delay
 from keyplane.services.crypto import Keyring
+from keyplane.services.periodic import Periodic
 from keyplane.services.webhook_urls import destination_refusal
 from keyplane.services.webhooks import Destinations, disable_after_failures, signing_secret
 from keyplane.webhooks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, sign
@@ -85,32 +85,24 @@ class WebhookSender:
         self._timeout = timeout_seconds
         # A claimed attempt that has not reported back after this long is retried elsewhere.
         self._lease = timedelta(seconds=timeout_seconds + 30)
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic(
+            self.send_due,
+            poll_seconds,
+            name="keyplane-webhooks",
+            failed_event="webhook_sender_failed",
+            immediately=True,
+        )
         self._client: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
         self._client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
-        self._task = asyncio.create_task(self._run(), name="keyplane-webhooks")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.send_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the database may be briefly away; the next round retries
-                log.exception("webhook_sender_failed")
-            await asyncio.sleep(self._poll_seconds)
 
     async def send_due(self) -> int:
         """Claim the due deliveries, send them concurrently and record each outcome; returns
