@@ -10,15 +10,21 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Path, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from keyplane.adapters.sql.models import Project
 from keyplane.api.deps import runtime
-from keyplane.api.errors import status_of
 from keyplane.dashboard.key_pages import actor_of
-from keyplane.dashboard.member_pages import Change, _org_name
-from keyplane.dashboard.web import PREFIX, Viewer, check_form_csrf, render, viewer
-from keyplane.domain.errors import Conflict, InsufficientPermissions, NotFound, ValidationFailed
+from keyplane.dashboard.web import (
+    PREFIX,
+    Change,
+    Viewer,
+    form_id,
+    org_name,
+    render,
+    run_change,
+    viewer,
+)
 from keyplane.domain.permissions import Permission
 from keyplane.domain.roles import ProjectRole
 from keyplane.services import clients, members, sso
@@ -41,7 +47,7 @@ async def _page(
     request: Request, me: Viewer, org_id: int, *, error: str | None = None, status: int = 200
 ) -> Response:
     rt = runtime(request)
-    name = _org_name(me, org_id)
+    name = org_name(me, org_id)
     async with rt.sessions() as db:
         await members.require(db, me.user_id, org_id, Permission.MEMBER_READ)
         can_write = Permission.MEMBER_WRITE in await members.org_permissions(db, me.user_id, org_id)
@@ -86,20 +92,18 @@ async def clients_page(request: Request, me: ViewerDep, org_id: Id) -> Response:
 async def _change(
     request: Request, me: Viewer, org_id: int, csrf: str, done: str, change: Change
 ) -> Response:
-    check_form_csrf(me.csrf_token, csrf or None)
-    try:
-        async with runtime(request).transaction() as db:
-            await change(db)
-    except (ValidationFailed, Conflict, NotFound, InsufficientPermissions) as error:
-        return await _page(request, me, org_id, error=error.message, status=status_of(error))
-    return RedirectResponse(f"{PREFIX}/orgs/{org_id}/clients?done={done}", status_code=303)
+    async def reshow(error: str, status: int) -> Response:
+        return await _page(request, me, org_id, error=error, status=status)
+
+    done_url = f"{PREFIX}/orgs/{org_id}/clients?done={done}"
+    return await run_change(request, me, csrf, change, done_url=done_url, reshow=reshow)
 
 
 @router.post("/orgs/{org_id}/clients")
 async def make_client(
     request: Request, me: ViewerDep, org_id: Id, user: Field = "", csrf: Field = ""
 ) -> Response:
-    user_id = int(user) if user.isdigit() and len(user) < 19 else 0
+    user_id = form_id(user) or 0
 
     async def change(db: AsyncSession) -> object:
         await clients.set_client(db, me.user_id, org_id, user_id, client=True)
@@ -129,7 +133,7 @@ async def assign(
     role: Field = "",
     csrf: Field = "",
 ) -> Response:
-    project_id = int(project) if project.isdigit() and len(project) < 19 else 0
+    project_id = form_id(project) or 0
 
     async def change(db: AsyncSession) -> object:
         await clients.assign(db, me.user_id, org_id, user_id, project_id, role)

@@ -4,7 +4,6 @@ session's CSRF token; each change redirects back (a reload never repeats it)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Path, Request
@@ -14,9 +13,17 @@ from starlette.responses import RedirectResponse, Response
 
 from keyplane.adapters.sql.models import Organization
 from keyplane.api.deps import runtime
-from keyplane.api.errors import status_of
-from keyplane.dashboard.web import PREFIX, Viewer, check_form_csrf, render, viewer
-from keyplane.domain.errors import Conflict, InsufficientPermissions, NotFound, ValidationFailed
+from keyplane.dashboard.web import (
+    PREFIX,
+    Change,
+    Viewer,
+    check_form_csrf,
+    form_id,
+    org_name,
+    render,
+    run_change,
+    viewer,
+)
 from keyplane.domain.permissions import Permission
 from keyplane.domain.roles import OrgRole, ProjectRole
 from keyplane.services import members
@@ -36,18 +43,11 @@ NOTICES = {
 }
 
 
-def _org_name(me: Viewer, org_id: int) -> str:
-    for oid, name, _role in me.orgs:
-        if oid == org_id:
-            return name
-    raise NotFound(f"No organization {org_id} that you belong to.")
-
-
 async def _page(
     request: Request, me: Viewer, org_id: int, *, error: str | None = None, status: int = 200
 ) -> Response:
     rt = runtime(request)
-    name = _org_name(me, org_id)
+    name = org_name(me, org_id)
     async with rt.sessions() as db:
         await members.require(db, me.user_id, org_id, Permission.MEMBER_READ)
         can_write = Permission.MEMBER_WRITE in await members.org_permissions(db, me.user_id, org_id)
@@ -80,20 +80,14 @@ async def members_page(request: Request, me: ViewerDep, org_id: Id) -> Response:
     return await _page(request, me, org_id)
 
 
-Change = Callable[[AsyncSession], Awaitable[object]]
-
-
 async def _change(
     request: Request, me: Viewer, org_id: int, csrf: str, done: str, change: Change
 ) -> Response:
-    """Run one change; on a refusal show the page again with the message (and status)."""
-    check_form_csrf(me.csrf_token, csrf or None)
-    try:
-        async with runtime(request).transaction() as db:
-            await change(db)
-    except (ValidationFailed, Conflict, NotFound, InsufficientPermissions) as error:
-        return await _page(request, me, org_id, error=error.message, status=status_of(error))
-    return RedirectResponse(f"{PREFIX}/orgs/{org_id}/members?done={done}", status_code=303)
+    async def reshow(error: str, status: int) -> Response:
+        return await _page(request, me, org_id, error=error, status=status)
+
+    done_url = f"{PREFIX}/orgs/{org_id}/members?done={done}"
+    return await run_change(request, me, csrf, change, done_url=done_url, reshow=reshow)
 
 
 @router.post("/orgs/{org_id}/members/invite")
@@ -107,7 +101,7 @@ async def invite(
     project_role: Field = "",
     csrf: Field = "",
 ) -> Response:
-    project_id = int(project) if project.isdigit() and len(project) < 19 else None
+    project_id = form_id(project)
 
     async def change(db: AsyncSession) -> object:
         return await members.invite(

@@ -11,20 +11,24 @@ from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Depends, Form, Path, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import RedirectResponse, Response
 
 from keyplane.api.deps import runtime, set_session_cookie
 from keyplane.api.errors import status_of
 from keyplane.dashboard.auth_pages import ORG_COOKIE, login_page
-from keyplane.dashboard.member_pages import _org_name
-from keyplane.dashboard.web import PREFIX, Viewer, check_form_csrf, render, safe_next, viewer
-from keyplane.domain.errors import (
-    Conflict,
-    InsufficientPermissions,
-    NotFound,
-    SsoFailed,
-    ValidationFailed,
+from keyplane.dashboard.web import (
+    PREFIX,
+    REFUSALS,
+    Viewer,
+    check_form_csrf,
+    org_name,
+    render,
+    run_change,
+    safe_next,
+    viewer,
 )
+from keyplane.domain.errors import SsoFailed
 from keyplane.domain.permissions import Permission
 from keyplane.domain.roles import ProjectRole
 from keyplane.services import branding, members, sessions, sso
@@ -142,7 +146,7 @@ NOTICES = {
 async def _settings(
     request: Request, me: Viewer, org_id: int, *, error: str | None = None, status: int = 200
 ) -> Response:
-    name = _org_name(me, org_id)
+    name = org_name(me, org_id)
     async with runtime(request).sessions() as db:
         await members.require(db, me.user_id, org_id, Permission.ORG_WRITE)
         config = await sso.get_config(db, org_id)
@@ -170,9 +174,6 @@ async def _settings(
 @router.get("/orgs/{org_id}/settings")
 async def settings_page(request: Request, me: ViewerDep, org_id: Id) -> Response:
     return await _settings(request, me, org_id)
-
-
-_REFUSALS = (ValidationFailed, Conflict, NotFound, InsufficientPermissions)
 
 
 @router.post("/orgs/{org_id}/settings/sso")
@@ -214,7 +215,7 @@ async def save_sso(
                     actor_user_id=me.user_id,
                     allow_http_loopback=rt.settings.oidc_allow_http_loopback,
                 )
-    except _REFUSALS as refusal:
+    except REFUSALS as refusal:
         return await _settings(
             request, me, org_id, error=refusal.message, status=status_of(refusal)
         )
@@ -234,21 +235,20 @@ async def save_branding(
     base_url: Field = "",
     csrf: Field = "",
 ) -> Response:
-    check_form_csrf(me.csrf_token, csrf or None)
-    try:
-        async with runtime(request).transaction() as db:
-            await members.require(db, me.user_id, org_id, Permission.ORG_WRITE)
-            await branding.configure(
-                db,
-                org_id,
-                product_name=product_name,
-                logo_url=logo_url,
-                color=color,
-                base_url=base_url,
-                actor_user_id=me.user_id,
-            )
-    except _REFUSALS as refusal:
-        return await _settings(
-            request, me, org_id, error=refusal.message, status=status_of(refusal)
+    async def change(db: AsyncSession) -> object:
+        await members.require(db, me.user_id, org_id, Permission.ORG_WRITE)
+        return await branding.configure(
+            db,
+            org_id,
+            product_name=product_name,
+            logo_url=logo_url,
+            color=color,
+            base_url=base_url,
+            actor_user_id=me.user_id,
         )
-    return RedirectResponse(f"{PREFIX}/orgs/{org_id}/settings?done=brand", status_code=303)
+
+    async def reshow(error: str, status: int) -> Response:
+        return await _settings(request, me, org_id, error=error, status=status)
+
+    done_url = f"{PREFIX}/orgs/{org_id}/settings?done=brand"
+    return await run_change(request, me, csrf, change, done_url=done_url, reshow=reshow)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -14,12 +15,20 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, select
-from starlette.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import RedirectResponse, Response
 
 from keyplane.adapters.sql.models import Invitation, Organization, OrgMember, Project, User
 from keyplane.adapters.sql.repositories import aware, project_access, utcnow
 from keyplane.api.deps import current_session, runtime
-from keyplane.domain.errors import CsrfFailed
+from keyplane.api.errors import status_of
+from keyplane.domain.errors import (
+    Conflict,
+    CsrfFailed,
+    InsufficientPermissions,
+    NotFound,
+    ValidationFailed,
+)
 from keyplane.domain.permissions import Permission
 from keyplane.services import alerts, branding
 from keyplane.services.branding import Branding
@@ -136,6 +145,42 @@ def check_form_csrf(expected: str, sent: str | None) -> None:
             "This form has expired or did not come from this dashboard; reload the page and "
             "try again."
         )
+
+
+# The refusals a dashboard form answers by showing its page again with the message; anything
+# else is a fault and goes to the error pages.
+REFUSALS = (ValidationFailed, Conflict, NotFound, InsufficientPermissions)
+# One change a form makes, run inside a transaction.
+Change = Callable[[AsyncSession], Awaitable[object]]
+# Shows the form's page again with an error message and the status that refusal maps to.
+Reshow = Callable[[str, int], Awaitable[Response]]
+
+
+def org_name(me: Viewer, org_id: int) -> str:
+    """The name of one of the viewer's organizations; any other id is not found."""
+    for oid, name, _role in me.orgs:
+        if oid == org_id:
+            return name
+    raise NotFound(f"No organization {org_id} that you belong to.")
+
+
+def form_id(value: str) -> int | None:
+    """An id sent in a form field (a select's value), or None when it is not a valid one."""
+    return int(value) if value.isdigit() and len(value) < 19 else None
+
+
+async def run_change(
+    request: Request, me: Viewer, csrf: str, change: Change, *, done_url: str, reshow: Reshow
+) -> Response:
+    """Run one form's change; on a refusal show the page again with the message (and status),
+    else redirect to `done_url` so a reload never repeats the change."""
+    check_form_csrf(me.csrf_token, csrf or None)
+    try:
+        async with runtime(request).transaction() as db:
+            await change(db)
+    except REFUSALS as refusal:
+        return await reshow(refusal.message, status_of(refusal))
+    return RedirectResponse(done_url, status_code=303)
 
 
 def new_login_token() -> str:
