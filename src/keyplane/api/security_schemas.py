@@ -8,23 +8,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, StringConstraints
 
 from keyplane.api.schemas import Storable, Strict
+from keyplane.services.webhooks import EventName
 
 Url = Annotated[str, StringConstraints(min_length=1, max_length=2000), Storable]
-EventName = Literal[
-    "conversation.created",
-    "message.created",
-    "conversation.resolved",
-    "conversation.labeled",
-    "user.updated",
-    "snippet.changed",
-    "data_provider.sync.completed",
-    "data_provider.sync.failed",
-    "api_key.created",
-    "api_key.deleted",
-    "api_key.rotated",
-    "api_key.expiring",
-    "alert.raised",
-]
 ModeName = Literal["live", "test"]
 Description = Annotated[str, StringConstraints(max_length=200), Storable]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
@@ -24,7 +24,9 @@ from keyplane.services.crypto import Keyring
 from keyplane.services.keys import Actor
 from keyplane.services.webhook_urls import Resolver, destination_refusal, system_resolve
 
-EVENTS = (
+# The events a subscription can choose; the API's request bodies take the same Literal, so the
+# list lives here once.
+EventName = Literal[
     "conversation.created",
     "message.created",
     "conversation.resolved",
@@ -38,7 +40,8 @@ EVENTS = (
     "api_key.rotated",
     "api_key.expiring",
     "alert.raised",
-)
+]
+EVENTS: tuple[str, ...] = get_args(EventName)
 # Events whose payload carries end users' personal data (names, emails, what they wrote): a
 # subscription to any of them belongs in the compliance inventory.
 PII_EVENTS = frozenset(
