@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keyplane.adapters.sql.models import ApiKey, AuditEvent, CustomPermission, Project
+from keyplane.adapters.sql.models import ApiKey, CustomPermission, Project
 from keyplane.adapters.sql.repositories import (
     access_changed,
     custom_catalog,
@@ -140,16 +140,4 @@ async def delete(
 def _audit(
     db: AsyncSession, actor: Actor, project: Project, action: str, data: dict[str, Any]
 ) -> None:
-    db.add(
-        AuditEvent(
-            org_id=project.org_id,
-            project_id=project.id,
-            action=action,
-            actor_user_id=actor.user_id,
-            actor_key_id=actor.key_id,
-            ip=actor.ip,
-            user_agent=(actor.user_agent or "")[:400] or None,
-            data=data,
-            created_at=utcnow(),
-        )
-    )
+    db.add(actor.audit_event(action, data, org_id=project.org_id, project_id=project.id))

@@ -60,6 +60,29 @@ class Actor:
     def operator(cls) -> Actor:
         return cls(user_id=None)
 
+    def audit_event(
+        self,
+        action: str,
+        data: dict[str, Any],
+        *,
+        org_id: int | None,
+        project_id: int | None,
+        key_id: str | None = None,
+    ) -> AuditEvent:
+        """The audit row of one change this actor made: who, from where (IP, user agent), when."""
+        return AuditEvent(
+            org_id=org_id,
+            project_id=project_id,
+            action=action,
+            actor_user_id=self.user_id,
+            actor_key_id=self.key_id,
+            key_id=key_id,
+            ip=self.ip,
+            user_agent=(self.user_agent or "")[:400] or None,
+            data=data,
+            created_at=utcnow(),
+        )
+
 
 @dataclass
 class KeySpec:
@@ -569,17 +592,8 @@ class KeyManager:
         db: AsyncSession, actor: Actor, row: ApiKey, action: str, data: dict[str, Any]
     ) -> None:
         db.add(
-            AuditEvent(
-                org_id=row.org_id,
-                project_id=row.project_id,
-                action=action,
-                actor_user_id=actor.user_id,
-                actor_key_id=actor.key_id,
-                key_id=row.id,
-                ip=actor.ip,
-                user_agent=(actor.user_agent or "")[:400] or None,
-                data=data,
-                created_at=utcnow(),
+            actor.audit_event(
+                action, data, org_id=row.org_id, project_id=row.project_id, key_id=row.id
             )
         )
 

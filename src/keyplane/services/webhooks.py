@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy import update as update_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keyplane.adapters.sql.models import AuditEvent, Project, WebhookDelivery, WebhookEndpoint
+from keyplane.adapters.sql.models import Project, WebhookDelivery, WebhookEndpoint
 from keyplane.adapters.sql.paging import keyset_page
 from keyplane.adapters.sql.repositories import iso, utcnow
 from keyplane.domain.errors import Conflict, NotFound, ValidationFailed
@@ -452,16 +452,5 @@ def _audit(
     extra: dict[str, Any] | None = None,
 ) -> None:
     _forget(db)  # every change of a subscription is audited: drop the session's copy
-    db.add(
-        AuditEvent(
-            org_id=row.org_id,
-            project_id=row.project_id,
-            action=action,
-            actor_user_id=actor.user_id,
-            actor_key_id=actor.key_id,
-            ip=actor.ip,
-            user_agent=(actor.user_agent or "")[:400] or None,
-            data={"webhook_id": row.id, "url": row.url, "events": list(row.events)} | (extra or {}),
-            created_at=utcnow(),
-        )
-    )
+    data = {"webhook_id": row.id, "url": row.url, "events": list(row.events)} | (extra or {})
+    db.add(actor.audit_event(action, data, org_id=row.org_id, project_id=row.project_id))
