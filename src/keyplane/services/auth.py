@@ -243,20 +243,10 @@ class Verifier:
         """Check that `key` may use `permission` on `project_id`."""
         if key.kind is KeyKind.PROJECT:
             if key.project_id != project_id:
-                raise ProjectMismatch(
-                    f"This key belongs to project {key.project_id}, not project {project_id}; "
-                    f"use a key created in project {project_id}."
-                )
+                raise _other_project(key, project_id)
             permissions = key.permissions
         else:
-            assert key.user_id is not None
-            org_id, held = await self.user_access(key.user_id, project_id)
-            # A user key is account-wide within the organization it was created in.
-            if not held or org_id != key.org_id:
-                raise ProjectMismatch(
-                    f"This user key cannot reach project {project_id}: its owner has no access "
-                    "to it in the key's organization. Use a project key of that project."
-                )
+            held = await self._owner_holds(key, project_id)
             permissions = key.permissions & held
             if permission in key.permissions and permission not in held:
                 raise InsufficientPermissions(
@@ -372,15 +362,18 @@ class Verifier:
         or for a user key its scopes): built-in and, for project keys, the project's own."""
         if key.kind is KeyKind.PROJECT:
             if project_id is not None and project_id != key.project_id:
-                raise ProjectMismatch(
-                    f"This key belongs to project {key.project_id}, not project {project_id}; "
-                    f"use a key created in project {project_id}."
-                )
+                raise _other_project(key, project_id)
             if not key.custom_permissions:
                 return key.permissions
             return key.permissions | key.custom_permissions
         if project_id is None:
             return key.permissions
+        return key.permissions & await self._owner_holds(key, project_id)
+
+    async def _owner_holds(self, key: VerifiedKey, project_id: int) -> frozenset[Permission]:
+        """What a user key's owner holds on a project; ProjectMismatch when they hold nothing
+        there or the project is in another organization (a user key is account-wide within
+        the organization it was created in)."""
         assert key.user_id is not None
         org_id, held = await self.user_access(key.user_id, project_id)
         if not held or org_id != key.org_id:
@@ -388,7 +381,7 @@ class Verifier:
                 f"This user key cannot reach project {project_id}: its owner has no access "
                 "to it in the key's organization. Use a project key of that project."
             )
-        return key.permissions & held
+        return held
 
     async def custom_names(self, org_id: int) -> frozenset[str]:
         """The custom permission names of an organization's projects, cached like keys."""
@@ -470,4 +463,12 @@ def rate_limit_error(decision: Decision) -> RateLimitExceeded:
         )
     return RateLimitExceeded(
         f"Rate limit exceeded. Please retry after {seconds} seconds.", retry_after=seconds
+    )
+
+
+def _other_project(key: VerifiedKey, project_id: int) -> ProjectMismatch:
+    """The refusal of a project key used on another project."""
+    return ProjectMismatch(
+        f"This key belongs to project {key.project_id}, not project {project_id}; "
+        f"use a key created in project {project_id}."
     )
