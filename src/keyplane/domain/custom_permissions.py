@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from keyplane.domain.errors import PermissionDependency, ValidationFailed
-from keyplane.domain.permissions import Permission, parse_permissions
+from keyplane.domain.permissions import Permission, parse_permissions, transitive
 
 # 31 + 1 + 32 = 64, the longest permission name any request accepts.
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}:[a-z][a-z0-9_]{0,31}$")
@@ -62,14 +62,7 @@ class CustomCatalog:
         return frozenset(self.implies)
 
     def closure(self, names: Iterable[str]) -> frozenset[str]:
-        result: set[str] = set()
-        pending = list(names)
-        while pending:
-            name = pending.pop()
-            if name not in result:
-                result.add(name)
-                pending.extend(self.implies.get(name, ()))
-        return frozenset(result)
+        return transitive(names, self.implies)
 
     def split(self, names: Iterable[str]) -> tuple[frozenset[Permission], frozenset[str]]:
         """User-supplied names as (built-in, custom), naming every unknown one at once."""

@@ -6,8 +6,9 @@ for user roles only; keys may never hold them. `api_key:*` may be held by user k
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
+from typing import TypeVar
 
 from keyplane.domain.errors import (
     OrgPermissionNotAllowed,
@@ -59,6 +60,8 @@ class Permission(StrEnum):
 
 
 P = Permission
+
+_Name = TypeVar("_Name", bound=str)  # a permission name: built-in (the enum) or custom
 
 # Direct implications; `closure` follows them transitively.
 IMPLIES: dict[Permission, frozenset[Permission]] = {
@@ -119,13 +122,21 @@ DESCRIPTIONS: dict[Permission, str] = {
 
 def closure(permissions: Iterable[Permission]) -> frozenset[Permission]:
     """Every permission in `permissions` plus everything they imply, transitively."""
-    result: set[Permission] = set()
-    pending = list(permissions)
+    return transitive(permissions, IMPLIES)
+
+
+def transitive(
+    names: Iterable[_Name], implies: Mapping[_Name, Iterable[_Name]]
+) -> frozenset[_Name]:
+    """`names` plus everything they imply through `implies`, transitively (built-in
+    permissions and a project's custom ones follow the same rule)."""
+    result: set[_Name] = set()
+    pending = list(names)
     while pending:
-        permission = pending.pop()
-        if permission not in result:
-            result.add(permission)
-            pending.extend(IMPLIES.get(permission, ()))
+        name = pending.pop()
+        if name not in result:
+            result.add(name)
+            pending.extend(implies.get(name, ()))
     return frozenset(result)
 
 
