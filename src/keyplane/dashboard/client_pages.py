@@ -8,11 +8,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Path, Request
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from keyplane.adapters.sql.models import Project
 from keyplane.api.deps import runtime
 from keyplane.dashboard.key_pages import actor_of
 from keyplane.dashboard.web import (
@@ -21,6 +19,7 @@ from keyplane.dashboard.web import (
     Viewer,
     form_id,
     org_name,
+    org_projects,
     render,
     run_change,
     viewer,
@@ -53,13 +52,7 @@ async def _page(
         can_write = Permission.MEMBER_WRITE in await members.org_permissions(db, me.user_id, org_id)
         listed = await clients.overview(db, me.user_id, org_id)
         everyone = await members.members(db, org_id, None)
-        projects = (
-            await db.execute(
-                select(Project.id, Project.name)
-                .where(Project.org_id == org_id)
-                .order_by(Project.name, Project.id)
-            )
-        ).all()
+        projects = await org_projects(db, org_id)
         config = await sso.get_config(db, org_id)
     notice = NOTICES.get(request.query_params.get("done", ""))
     return render(
@@ -71,7 +64,7 @@ async def _page(
             "org_name": name,
             "clients": listed,
             "candidates": [m for m in everyone if not m.client and m.org_role != "o_owner"],
-            "projects": [(pid, pname) for pid, pname in projects],
+            "projects": projects,
             "project_names": {pid: pname for pid, pname in projects},
             "project_roles": list(ProjectRole),
             "default_role": config.default_project_role if config else ProjectRole.MEMBER,

@@ -120,14 +120,7 @@ async def viewer(request: Request) -> Viewer:
             or 0
         )
         for org_id, _name, _role in me.orgs:
-            projects = (
-                await db.execute(
-                    select(Project.id, Project.name)
-                    .where(Project.org_id == org_id)
-                    .order_by(Project.name, Project.id)
-                )
-            ).all()
-            for project_id, name in projects:
+            for project_id, name in await org_projects(db, org_id):
                 access = await project_access(db, user.id, project_id)
                 if access is not None:
                     me.projects.append(ProjectChoice(project_id, name, org_id, access[1]))
@@ -137,6 +130,16 @@ async def viewer(request: Request) -> Viewer:
             db, [p.id for p in me.projects if Permission.API_KEY_READ in p.permissions]
         )
     return me
+
+
+async def org_projects(db: AsyncSession, org_id: int) -> list[tuple[int, str]]:
+    """An organization's projects as (id, name), by name: the order every page lists them in."""
+    rows = await db.execute(
+        select(Project.id, Project.name)
+        .where(Project.org_id == org_id)
+        .order_by(Project.name, Project.id)
+    )
+    return [(pid, pname) for pid, pname in rows]
 
 
 def check_form_csrf(expected: str, sent: str | None) -> None:
