@@ -5,9 +5,7 @@ CSRF token; each change redirects back."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Form, Path, Request
+from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
@@ -16,22 +14,21 @@ from keyplane.dashboard.key_pages import actor_of
 from keyplane.dashboard.web import (
     PREFIX,
     Change,
+    Field,
+    Id,
     Viewer,
+    ViewerDep,
     form_id,
+    member_access,
     org_name,
     org_projects,
     render,
     run_change,
-    viewer,
 )
-from keyplane.domain.permissions import Permission
 from keyplane.domain.roles import ProjectRole
 from keyplane.services import clients, members, sso
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
-ViewerDep = Annotated[Viewer, Depends(viewer)]
-Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
-Field = Annotated[str, Form(max_length=1000)]
 
 NOTICES = {
     "client": "Member is now a client: they reach only the projects you assign them.",
@@ -48,8 +45,7 @@ async def _page(
     rt = runtime(request)
     name = org_name(me, org_id)
     async with rt.sessions() as db:
-        await members.require(db, me.user_id, org_id, Permission.MEMBER_READ)
-        can_write = Permission.MEMBER_WRITE in await members.org_permissions(db, me.user_id, org_id)
+        can_write = await member_access(db, me, org_id)
         listed = await clients.overview(db, me.user_id, org_id)
         everyone = await members.members(db, org_id, None)
         projects = await org_projects(db, org_id)

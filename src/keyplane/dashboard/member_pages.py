@@ -4,9 +4,7 @@ session's CSRF token; each change redirects back (a reload never repeats it)."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Form, Path, Request
+from fastapi import APIRouter, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import RedirectResponse, Response
@@ -16,22 +14,21 @@ from keyplane.api.deps import runtime
 from keyplane.dashboard.web import (
     PREFIX,
     Change,
+    Field,
+    Id,
     Viewer,
+    ViewerDep,
     check_form_csrf,
     form_id,
+    member_access,
     org_name,
     render,
     run_change,
-    viewer,
 )
-from keyplane.domain.permissions import Permission
 from keyplane.domain.roles import OrgRole, ProjectRole
 from keyplane.services import members
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
-ViewerDep = Annotated[Viewer, Depends(viewer)]
-Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
-Field = Annotated[str, Form(max_length=1000)]
 
 NOTICES = {
     "invited": "Invitation saved. It stays pending until the person signs in and accepts it.",
@@ -49,8 +46,7 @@ async def _page(
     rt = runtime(request)
     name = org_name(me, org_id)
     async with rt.sessions() as db:
-        await members.require(db, me.user_id, org_id, Permission.MEMBER_READ)
-        can_write = Permission.MEMBER_WRITE in await members.org_permissions(db, me.user_id, org_id)
+        can_write = await member_access(db, me, org_id)
         listed = await members.members(db, org_id, None)
         invited = await members.pending(db, org_id)
     notice = NOTICES.get(request.query_params.get("done", ""))

@@ -7,10 +7,8 @@ it. Every failure shows the sign-in page again with what went wrong (never a 500
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import structlog
-from fastapi import APIRouter, Depends, Form, Path, Request
+from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import RedirectResponse, Response
 
@@ -20,13 +18,15 @@ from keyplane.dashboard.auth_pages import ORG_COOKIE, login_page
 from keyplane.dashboard.web import (
     PREFIX,
     REFUSALS,
+    Field,
+    Id,
     Viewer,
+    ViewerDep,
     check_form_csrf,
     org_name,
     render,
     run_change,
     safe_next,
-    viewer,
 )
 from keyplane.domain.errors import SsoFailed
 from keyplane.domain.permissions import Permission
@@ -35,9 +35,6 @@ from keyplane.services import branding, members, sessions, sso
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
-ViewerDep = Annotated[Viewer, Depends(viewer)]
-Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
-Field = Annotated[str, Form(max_length=1000)]
 STATE_COOKIE = "keyplane_oidc_state"
 CALLBACK = f"{PREFIX}/sso/callback"
 

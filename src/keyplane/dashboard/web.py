@@ -9,10 +9,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Request
+from fastapi import Depends, Form, Request
+from fastapi import Path as InPath  # pathlib.Path is the templates folder
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,7 +31,7 @@ from keyplane.domain.errors import (
     ValidationFailed,
 )
 from keyplane.domain.permissions import Permission
-from keyplane.services import alerts, branding
+from keyplane.services import alerts, branding, members
 from keyplane.services.branding import Branding
 from keyplane.services.sessions import SignedIn
 
@@ -130,6 +131,19 @@ async def viewer(request: Request) -> Viewer:
             db, [p.id for p in me.projects if Permission.API_KEY_READ in p.permissions]
         )
     return me
+
+
+# The parameters of organization pages: the signed-in viewer, an id in the path, a form field.
+ViewerDep = Annotated[Viewer, Depends(viewer)]
+Id = Annotated[int, InPath(ge=1, le=2**63 - 1)]
+Field = Annotated[str, Form(max_length=1000)]
+
+
+async def member_access(db: AsyncSession, me: Viewer, org_id: int) -> bool:
+    """Refuse a viewer who may not see the organization's members; True when they may also
+    change them (the Members and Clients pages show their forms only then)."""
+    await members.require(db, me.user_id, org_id, Permission.MEMBER_READ)
+    return Permission.MEMBER_WRITE in await members.org_permissions(db, me.user_id, org_id)
 
 
 async def org_projects(db: AsyncSession, org_id: int) -> list[tuple[int, str]]:
