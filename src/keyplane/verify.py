@@ -48,12 +48,15 @@ from keyplane.domain.errors import KeyplaneError
 from keyplane.domain.keys import bearer_token
 from keyplane.domain.permission_query import Query, single
 from keyplane.runtime import Runtime
-from keyplane.services.auth import Check
 from keyplane.settings import Settings
 
 __all__ = ["Identity", "Keyplane", "KeyplaneMiddleware", "RateLimit", "Rejected"]
 
 _STATUS_BY_CODE = {cls.code: status for cls, status in STATUS.items()}
+# A named tuple's constructor is Python code; building from a complete tuple skips it. An
+# Identity and a RateLimit are built on every verified request.
+_new_tuple = tuple.__new__
+_RATELIMIT_NAMES = frozenset((b"x-ratelimit-limit", b"x-ratelimit-remaining", b"x-ratelimit-reset"))
 
 
 class RateLimit(NamedTuple):
@@ -190,15 +193,26 @@ class Keyplane:
         query = _query(permission)
 
         async def dependency(request: Request, response: Response) -> Identity:
+            # Straight from the ASGI scope: `request.headers` and `request.client` build
+            # objects, and `response.headers.update` re-encodes and searches every name, which
+            # together cost more than the verification itself.
+            scope = request.scope
+            authorization = user_agent = None
+            for name, value in scope["headers"]:  # the first of each, as request.headers
+                if name == b"authorization":
+                    if authorization is None:
+                        authorization = value.decode("latin-1")
+                elif name == b"user-agent" and user_agent is None:
+                    user_agent = value.decode("latin-1")
+            client = scope.get("client")
             identity = await self._verify(
-                request.headers.get("authorization"),
-                query,
-                None,
-                request.client.host if request.client else None,
-                request.headers.get("user-agent"),
+                authorization, query, None, client[0] if client else None, user_agent
             )
             if identity.ratelimit is not None:
-                response.headers.update(identity.ratelimit.headers())
+                raw = response.raw_headers
+                if raw and any(name in _RATELIMIT_NAMES for name, _ in raw):  # set twice
+                    raw[:] = [h for h in raw if h[0] not in _RATELIMIT_NAMES]
+                raw += identity.ratelimit.raw_headers()
             return identity
 
         return dependency
@@ -278,10 +292,15 @@ class KeyplaneMiddleware:
             return
         extra = identity.ratelimit.raw_headers()
 
-        async def send_with_headers(message: Message) -> None:
+        # A plain function handing back send's awaitable: no coroutine of its own for each
+        # message.
+        def send_with_headers(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *extra]
-            await send(message)
+                headers = message.get("headers")
+                message["headers"] = (
+                    headers + extra if type(headers) is list else [*(headers or ()), *extra]
+                )
+            return send(message)
 
         await self.app(scope, receive, send_with_headers)
 
@@ -329,9 +348,8 @@ class _Local:
         user_agent: str | None,
     ) -> Identity:
         rt = self.runtime or await self.start()
-        verifier = rt.verifier
         try:
-            check = await verifier.check(
+            key, target, held, decision, error = await rt.verifier.check(
                 bearer_token(authorization),
                 client_ip=client_ip,
                 project_id=project_id,
@@ -340,12 +358,16 @@ class _Local:
             )
         except KeyplaneError as failure:
             raise Rejected.of(failure) from None
-        ratelimit = _ratelimit(check)
-        error = check.error
-        key = check.key
+        ratelimit: RateLimit | None = (
+            None
+            if decision is None
+            else _new_tuple(
+                RateLimit, (decision.limit, decision.remaining, -(-decision.reset_ms // 1000))
+            )
+        )
         rt.usage.record(
             key.id,
-            None if query is None else str(query),
+            None if query is None else query.name if query.op is None else str(query),
             200 if error is None else _STATUS_BY_CODE.get(error.code, 400),
             time.time(),
             client_ip,
@@ -353,12 +375,10 @@ class _Local:
         )
         if error is not None:
             raise Rejected.of(error, ratelimit)
-        return Identity(key.id, key.kind, check.project_id, key.mode, check.permissions, ratelimit)
-
-
-def _ratelimit(check: Check) -> RateLimit | None:
-    d = check.decision
-    return None if d is None else RateLimit(d.limit, d.remaining, d.reset)
+        identity: Identity = _new_tuple(
+            Identity, (key.id, key.kind, target, key.mode, held, ratelimit)
+        )
+        return identity
 
 
 # --- through a keyplane server ---------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from keyplane.domain.errors import (
@@ -20,6 +20,8 @@ from keyplane.domain.permissions import Permission
 from keyplane.domain.ratelimit import PLAN_LIMITS, Limits, Scope
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+_KEY = Scope.KEY  # module globals: enum members read through the class are slow (3.11)
+_PROJECT_SCOPE = Scope.PROJECT
 
 
 class KeyLabel(StrEnum):
@@ -68,13 +70,21 @@ class VerifiedKey:
     custom_permissions: frozenset[str] = frozenset()
     # A test key its owner marked for use from web pages (issue 11); never a live key.
     allow_browser: bool = False
+    # The budgets of a key-scoped key, computed once: they are asked for on every request.
+    _key_budgets: list[tuple[str, Limits]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        limits = self.own_limits or self.scope_limits
+        object.__setattr__(self, "_key_budgets", [("k:" + self.id, limits)])
 
     def budgets(self, project_id: int | None) -> list[tuple[str, Limits]]:
         """The (bucket id, limits) pairs a request on `project_id` is counted against (None:
-        a request outside any project, such as /v1/me)."""
+        a request outside any project, such as /v1/me). Shared lists: callers must not
+        change them."""
+        scope = self.scope
+        if scope is _KEY or (scope is _PROJECT_SCOPE and project_id is None):
+            return self._key_budgets
         own = ("k:" + self.id, self.own_limits) if self.own_limits else None
-        if self.scope is Scope.KEY or (self.scope is Scope.PROJECT and project_id is None):
-            return [own or ("k:" + self.id, self.scope_limits)]
         shared = (
             ("p:" + str(project_id), self.scope_limits)
             if self.scope is Scope.PROJECT

@@ -32,7 +32,7 @@ from keyplane.domain.permissions import Permission
 from keyplane.domain.ratelimit import MAX_PER_MINUTE, Decision, Limits
 from keyplane.services.auth_failures import AuthFailureMonitor
 from keyplane.services.crypto import Keyring
-from keyplane.services.ratelimit import RateLimiter, Versions
+from keyplane.services.ratelimit import NO_VERSIONS, RateLimiter, Versions
 
 KeyLoader = Callable[[list[bytes]], Awaitable[VerifiedKey | None]]
 # (user id, project id) -> (org id, permissions) or None when the user cannot reach it
@@ -48,6 +48,12 @@ NO_SUCH_KEY = (
 )
 
 _NO_ACCESS: tuple[int, frozenset[Permission]] = (0, frozenset())
+# Enum members read through the class cost a __getattr__ call each in Python 3.11; the hot
+# path reads them from module globals. A Check is built from a complete tuple (skipping the
+# named tuple's Python constructor) on every verification.
+_PROJECT = KeyKind.PROJECT
+_TEST = Mode.TEST
+_new_tuple = tuple.__new__
 # Failed authentications that count towards a burst. A missing header is not an attempt.
 _FAILURES = (
     MalformedAuthorization,
@@ -312,22 +318,28 @@ class Verifier:
         says the caller may not know about: answered exactly as an unknown key). Everything
         else comes back in the Check, with the rate-limit decision once it was counted."""
         key = self.keys.get(token)  # the steady state, without a coroutine for lookup()
-        if key is None or (key.mode is Mode.TEST and not self.accept_test_keys):
+        if key is None or (key.mode is _TEST and not self.accept_test_keys):
             key = await self.lookup(token, client_ip, user_agent, service)
-        target = key.project_id if key.kind is KeyKind.PROJECT else project_id
+        project_key = key.kind is _PROJECT
+        target = key.project_id if project_key else project_id
         if visible is not None and not await visible(key, target):
             raise InvalidApiKey(NO_SUCH_KEY)
-        try:
-            self.check_usable(key, client_ip, user_agent)
-        except KeyplaneError as error:
-            return Check(key, target, frozenset(), None, error)
-        budget = target if key.kind is KeyKind.PROJECT else await self._budget_project(key, target)
+        if key.revoked_at is None and key.expires_at is None and not key.ip_allowlist:
+            self.used[key.id] = self.clock()  # check_usable's work when there is nothing to check
+        else:
+            try:
+                self.check_usable(key, client_ip, user_agent)
+            except KeyplaneError as error:
+                return Check(key, target, frozenset(), None, error)
+        budget = target if project_key else await self._budget_project(key, target)
         outcome = await self.limiter.hit(key.org_id, key.budgets(budget), key.id)
         decision = None
         if outcome is not None:
             decision, versions = outcome
-            if (versions.key is not None or versions.access is not None) and self._stale(
-                key, versions
+            if (
+                versions is not NO_VERSIONS
+                and (versions.key is not None or versions.access is not None)
+                and self._stale(key, versions)
             ):
                 key = await self.lookup(token, client_ip, user_agent, service)
                 try:
@@ -336,7 +348,7 @@ class Verifier:
                     return Check(key, target, frozenset(), decision, error)
         held: frozenset[str] = frozenset()
         try:
-            if key.kind is KeyKind.PROJECT and project_id is None:  # the common case, inline
+            if project_key and project_id is None:  # the common case, inline
                 held = (
                     key.permissions | key.custom_permissions
                     if key.custom_permissions
@@ -346,7 +358,9 @@ class Verifier:
                 held = await self.held_names(key, project_id)
             if decision is not None and not decision.allowed:
                 return Check(key, target, held, decision, rate_limit_error(decision))
-            if query is not None and not query.allows(held):
+            if query is not None and not (
+                query.name in held if query.op is None else query.allows(held)
+            ):
                 missing = query.missing(held)
                 raise InsufficientPermissions(
                     f"This key lacks the {missing} permission; add it to the key (API Keys → "
@@ -355,7 +369,8 @@ class Verifier:
                 )
         except KeyplaneError as error:
             return Check(key, target, held, decision, error)
-        return Check(key, target, held, decision, None)
+        checked: Check = _new_tuple(Check, (key, target, held, decision, None))
+        return checked
 
     async def held_names(self, key: VerifiedKey, project_id: int | None) -> frozenset[str]:
         """Every permission name `key` holds on `project_id` (None: the key's own project,

@@ -69,7 +69,8 @@ class UsageBuffer:
         user_agent: str | None = None,
     ) -> None:
         hour = int(at) // HOUR * HOUR
-        self.counts[(key_id, hour, status_class(status), permission or "")] += 1
+        klass = "success" if status < 400 else status_class(status)  # no call when it succeeded
+        self.counts[(key_id, hour, klass, permission or "")] += 1
         client = (key_id, (ip or "unknown")[:64])
         seen = self.clients.get(client)
         if seen is None:
