@@ -72,7 +72,12 @@ test("a subscription receives signed deliveries; the log, a replay, PATCH and de
   const altered = Buffer.from(first.body.toString("utf8").replace("crm-1", "crm-2"));
   assert.throws(() => parseWebhook(created.secret, header, altered), WebhookSignatureError);
 
-  const page = await kp.webhooks.deliveries(created.id);
+  // The receiver has the body before the sender has recorded the answer: wait for the log.
+  let page = await kp.webhooks.deliveries(created.id);
+  for (let tries = 0; page.data[0]?.status === "pending" && tries < 100; tries += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    page = await kp.webhooks.deliveries(created.id);
+  }
   assert.equal(page.data.length, 1);
   const delivered = page.data[0] as WebhookDelivery;
   assert.equal(String(delivered.id), first.headers["x-keyplane-delivery"]);
