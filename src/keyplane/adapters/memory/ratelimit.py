@@ -27,6 +27,15 @@ class MemoryRateLimiter:
     async def hit(
         self, org_id: int, budgets: list[tuple[str, Limits]], key_id: str
     ) -> tuple[Decision, Versions]:
+        if len(budgets) == 1:
+            # Every request's path, and one budget is the common case: decided here rather
+            # than through decide(), whose extra call and keyword cost ~15% of the decision.
+            bucket_id, limits = budgets[0]
+            now_ms = int(self.clock() * 1000)
+            decision, after = check(self._buckets.get(bucket_id, _EMPTY), limits, now_ms)
+            if decision[0]:  # allowed
+                self._store(bucket_id, after)
+            return decision, NO_VERSIONS
         return self.decide(budgets), NO_VERSIONS
 
     def peek(self, budgets: list[tuple[str, Limits]]) -> Decision:
