@@ -25,8 +25,13 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# The suite runs on TEST_WORKERS processes (pytest-xdist), each with its own PostgreSQL and Redis
+# database; the tests that time themselves under load (marked `serial`) run afterwards, alone.
+TEST_WORKERS ?= 2
+
 test: lint typecheck test-js
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not serial"
+	$(BIN)/pytest -m serial
 
 # The JavaScript SDK (sdk/js): dev dependencies from the committed lockfile (`npm ci`), tsc builds
 # (ESM + CommonJS) and strict type-check, then Node's test runner against a `keyplane serve` of

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -27,7 +28,22 @@ from keyplane.services import accounts
 from keyplane.services.keys import Actor, KeySpec
 from keyplane.settings import Settings
 
-REDIS_URL = os.environ.get("KEYPLANE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+def _redis_url_for_this_worker(base: str) -> str:
+    """Under pytest-xdist each worker empties and fills its own Redis database (base + worker
+    number, wrapping at Redis's default 16), so parallel tests never flush each other's data.
+    PostgreSQL needs nothing: `postgres_database` is per session, and each worker is one."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return base
+    parts = urlsplit(base)
+    number = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(number + int(worker[2:])) % 16}"))
+
+
+REDIS_URL = _redis_url_for_this_worker(
+    os.environ.get("KEYPLANE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+)
 POSTGRES_ADMIN = os.environ.get(
     "KEYPLANE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )

@@ -23,7 +23,10 @@ from keyplane.settings import Settings
 from tests.conftest import BACKENDS, PASSWORD, TEST_SECRET, World, _truncate, bearer
 from tests.faults import TcpProxy, port_of
 
-pytestmark = pytest.mark.skipif("postgres" not in BACKENDS, reason="PostgreSQL not selected")
+pytestmark = [
+    pytest.mark.skipif("postgres" not in BACKENDS, reason="PostgreSQL not selected"),
+    pytest.mark.serial,
+]
 
 WORKERS = 8
 

@@ -25,7 +25,7 @@ import pytest
 from keyplane.domain.ratelimit import burst_capacity
 from tests.cli.conftest import Cli
 
-pytestmark = pytest.mark.load
+pytestmark = [pytest.mark.load, pytest.mark.serial]
 
 SECONDS = float(os.environ.get("KEYPLANE_LOAD_SECONDS", "20"))
 RATE = float(os.environ.get("KEYPLANE_LOAD_RATE", "60"))  # requests per second, all servers
