@@ -46,6 +46,10 @@ class Limits:
     per_minute: int
     per_day: int
     capacity: int = field(init=False, compare=False, repr=False)  # L + ceil(L/6)
+    # Derived once, read on every decision: the debt ceiling C·T and the debt at which the
+    # burst allowance is used up and `remaining` starts to fall below L, (C - L)·T.
+    ceiling: int = field(init=False, compare=False, repr=False)
+    burst_debt: int = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not 1 <= self.per_minute <= MAX_PER_MINUTE:
@@ -56,8 +60,10 @@ class Limits:
             raise ValidationFailed(
                 f"A daily limit must be between 1 and {MAX_PER_DAY}, not {self.per_day}."
             )
-        # Computed once: it is read on every decision.
-        object.__setattr__(self, "capacity", burst_capacity(self.per_minute))
+        capacity = burst_capacity(self.per_minute)
+        object.__setattr__(self, "capacity", capacity)
+        object.__setattr__(self, "ceiling", capacity * T_UNITS)
+        object.__setattr__(self, "burst_debt", (capacity - self.per_minute) * T_UNITS)
 
 
 PLAN_LIMITS: dict[str, Limits] = {
@@ -82,10 +88,14 @@ def effective_limits(plan: str, custom: Limits | None, override: dict[str, int] 
     return Limits(per_minute=per_minute, per_day=per_day)
 
 
-# Bucket and Decision are named tuples rather than dataclasses: one of each is built on every
-# request, and a tuple is several times cheaper to build than a frozen dataclass.
+# A budget's state is a plain tuple (GCRA debt in units of 1/L ms as of `stamp_ms`, the UTC
+# day number and its count): one is built on every admitted request, and a tuple display is
+# several times cheaper to build than a named tuple or a dataclass. `Bucket` names the fields.
+BucketState = tuple[int, int, int, int]
+
+
 class Bucket(NamedTuple):
-    """A budget's state: GCRA debt (units of 1/L ms) as of `stamp_ms`, and the day count."""
+    """A budget's state, with its fields named (`check` accepts and returns plain tuples)."""
 
     debt: int = 0
     stamp_ms: int = 0
@@ -114,60 +124,63 @@ class Decision(NamedTuple):
 
 
 # A named tuple's own constructor is Python code that maps arguments to fields; building from a
-# complete tuple skips it and halves the cost of the two tuples made per decision.
+# complete tuple skips it and halves the cost of the decision made per request.
 _new_tuple = tuple.__new__
 
 
-def check(bucket: Bucket, limits: Limits, now_ms: int) -> tuple[Decision, Bucket]:
+def check(bucket: BucketState, limits: Limits, now_ms: int) -> tuple[Decision, BucketState]:
     """Decide one request; return the decision and the bucket to store if it is admitted
     (callers store nothing for a rejected request)."""
     per_minute = limits.per_minute
-    capacity = limits.capacity
-    ceiling = capacity * T_UNITS
+    ceiling = limits.ceiling
     debt, stamp_ms, bucket_day, day_count = bucket
     elapsed = now_ms - stamp_ms
     if elapsed > 0:  # drain; a long-idle bucket is simply empty
-        debt = 0 if elapsed * per_minute >= debt else debt - elapsed * per_minute
+        drained = elapsed * per_minute
+        debt = debt - drained if debt > drained else 0
     day = now_ms // DAY_MS
     if bucket_day != day:
         day_count = 0
-    minute_ok = debt + T_UNITS <= ceiling
     per_day = limits.per_day
+    new_debt = debt + T_UNITS
+    # Two straight paths with plain conditionals rather than min()/max(): this runs on every
+    # request, and nearly every request takes the first.
+    if new_debt <= ceiling and day_count < per_day:
+        tokens = (ceiling - new_debt) // T_UNITS  # >= 0 here
+        refill_units = new_debt - limits.burst_debt
+        decision: Decision = _new_tuple(
+            Decision,
+            (
+                True,
+                per_minute,
+                per_minute if tokens > per_minute else tokens,
+                now_ms + -(-refill_units // per_minute) if refill_units > 0 else now_ms,
+                0,
+                per_day,
+                per_day - day_count - 1,
+                False,
+            ),
+        )
+        return decision, (new_debt, now_ms, day, day_count + 1)
     day_ok = day_count < per_day
-    # Plain conditionals rather than min()/max(): this runs on every request.
-    if minute_ok and day_ok:
-        allowed = True
-        new_debt = debt + T_UNITS
-        retry_ms = 0
-        daily_remaining = per_day - day_count - 1
-    else:
-        allowed = False
-        new_debt = debt
-        if not day_ok:
-            retry_ms = (day + 1) * DAY_MS - now_ms
-        else:
-            retry_ms = -(-(debt + T_UNITS - ceiling) // per_minute)
-        daily_remaining = per_day - day_count if day_count < per_day else 0
-    tokens = (ceiling - new_debt) // T_UNITS
-    refill_units = new_debt - (capacity - per_minute) * T_UNITS
-    reset_ms = now_ms + -(-refill_units // per_minute) if refill_units > 0 else now_ms
-    decision: Decision = _new_tuple(
+    # The daily quota, once spent, is the binding one: retry after UTC midnight.
+    retry_ms = -(-(new_debt - ceiling) // per_minute) if day_ok else (day + 1) * DAY_MS - now_ms
+    tokens = (ceiling - debt) // T_UNITS
+    refill_units = debt - limits.burst_debt
+    rejected: Decision = _new_tuple(
         Decision,
         (
-            allowed,
+            False,
             per_minute,
             per_minute if tokens > per_minute else tokens if tokens > 0 else 0,
-            reset_ms,
+            now_ms + -(-refill_units // per_minute) if refill_units > 0 else now_ms,
             retry_ms,
             per_day,
-            daily_remaining,
+            per_day - day_count if day_ok else 0,
             not day_ok,
         ),
     )
-    if not allowed:
-        return decision, bucket
-    after: Bucket = _new_tuple(Bucket, (new_debt, now_ms, day, day_count + 1))
-    return decision, after
+    return rejected, bucket
 
 
 def combine(decisions: list[Decision]) -> Decision:

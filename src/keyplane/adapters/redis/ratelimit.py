@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
 from keyplane.adapters.redis.channel import Channel
-from keyplane.domain.ratelimit import DAY_MS, Bucket, Decision, Limits, check, combine
+from keyplane.domain.ratelimit import DAY_MS, Decision, Limits, check, combine
 from keyplane.services.ratelimit import LimiterUnavailable, Versions
 
 log = structlog.get_logger(__name__)
@@ -136,8 +136,7 @@ class RedisRateLimiter:
         decisions = []
         for index, (_, limits) in enumerate(budgets):
             debt, count = int(raw[1 + 2 * index]), int(raw[2 + 2 * index])
-            bucket = Bucket(debt=debt, stamp_ms=now_ms, day=day, day_count=count)
-            decisions.append(check(bucket, limits, now_ms)[0])
+            decisions.append(check((debt, now_ms, day, count), limits, now_ms)[0])
         decision = combine(decisions) if len(decisions) > 1 else decisions[0]
         return decision, Versions(key=int(raw[-2]), access=int(raw[-1]))
 
