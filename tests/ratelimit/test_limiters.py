@@ -107,7 +107,9 @@ async def test_redis_decides_in_one_round_trip_and_coalesces(
         commands = {name.removeprefix("cmdstat_"): v["calls"] for name, v in stats.items()}
         assert commands.pop("evalsha") == 60
         # Everything else ran inside the script, on the server, in the same round trip.
-        inside_script = {"time", "hmget", "hset", "pexpireat", "get"}
+        inside_script = {"time", "hmget", "hset", "pexpireat", "mget"}
+        # A bucket's expiry is set once per day (three buckets here), not on every hit.
+        assert commands["pexpireat"] == 3
         commands.pop("config|resetstat", None)
         # A pipeline may open one more connection, greeted once, not per request.
         for greeting in ("hello", "select", "ping", "client|setinfo"):
@@ -131,6 +133,25 @@ async def test_redis_returns_published_versions(redis_url: str) -> None:
         assert (outcome[1].key, outcome[1].access) == (3, 5)
     finally:
         await limiter.close()
+
+
+async def test_redis_buckets_expire_after_their_day(redis_url: str) -> None:
+    """A bucket is kept until a minute after its UTC day ends (its daily count is useless
+    afterwards): the expiry is set with the day's first hit and still there after later
+    ones, so idle keys never pile up in Redis."""
+    limiter = RedisRateLimiter.from_url(redis_url)
+    admin = aredis.Redis.from_url(redis_url)
+    try:
+        for _ in range(3):
+            assert await limiter.hit(9, [("k:ttl", FAST)], "key_t") is not None
+        expires_ms = await admin.pexpiretime("kp:{o:9}:b:k:ttl")
+        seconds, micros = await admin.time()
+        now_ms = seconds * 1000 + micros // 1000
+        day_end = (now_ms // 86_400_000 + 1) * 86_400_000
+        assert expires_ms == day_end + 60_000
+    finally:
+        await limiter.close()
+        await admin.aclose()
 
 
 @pytest.mark.parametrize("fail_open", [True, False])

@@ -47,20 +47,23 @@ for i = 1, n do
     if elapsed * per_minute >= debt then debt = 0 else debt = debt - elapsed * per_minute end
   end
   local count = tonumber(h[4]) or 0
-  if tonumber(h[3]) ~= day then count = 0 end
+  local new_day = tonumber(h[3]) ~= day
+  if new_day then count = 0 end
   if debt + T > capacity * T or count >= per_day then ok = false end
-  state[i] = {debt, count}
+  state[i] = {debt, count, new_day}
   out[#out + 1] = debt
   out[#out + 1] = count
 end
 if ok then
   for i = 1, n do
     redis.call('HSET', KEYS[i], 'd', state[i][1] + T, 's', now, 'y', day, 'c', state[i][2] + 1)
-    redis.call('PEXPIREAT', KEYS[i], (day + 1) * DAY + 60000)
+    -- The expiry depends only on the day: set once per bucket and day, not on every hit.
+    if state[i][3] then redis.call('PEXPIREAT', KEYS[i], (day + 1) * DAY + 60000) end
   end
 end
-out[#out + 1] = tonumber(redis.call('GET', KEYS[n + 1]) or 0)
-out[#out + 1] = tonumber(redis.call('GET', KEYS[n + 2]) or 0)
+local versions = redis.call('MGET', KEYS[n + 1], KEYS[n + 2])
+out[#out + 1] = tonumber(versions[1]) or 0
+out[#out + 1] = tonumber(versions[2]) or 0
 return out
 """
 
