@@ -96,9 +96,8 @@ class RedisRateLimiter:
         self.failures = 0
         self._hit_sha: str | None = None
         self._pending: list[tuple[list[str], list[int], asyncio.Future[list[int]]]] = []
-        self._flush_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._in_flight = 0
+        self._busy = False  # a round trip (or a batch's sender) is under way
 
     @classmethod
     def from_url(
@@ -144,29 +143,47 @@ class RedisRateLimiter:
         return decision, Versions(key=int(raw[-2]), access=int(raw[-1]))
 
     # --- coalescing --------------------------------------------------------------------------
+    # One round trip at a time on the channel. Idle, a call goes out at once; calls arriving
+    # while a round trip is under way wait together and go out as one pipeline as soon as it
+    # is back (and so on while more arrive), so under load each round trip carries everything
+    # that arrived during the previous one, with one task per batch rather than per call.
     async def _call(self, keys: list[str], args: list[int]) -> list[int]:
-        if self._in_flight == 0 and not self._pending and self._hit_sha is not None:
-            # Nothing under way: send at once rather than wait a loop turn for company. Calls
-            # arriving while this one is in flight are batched behind it.
-            self._in_flight += 1
+        if not self._busy and self._hit_sha is not None:
+            self._busy = True
             try:
                 return await self._direct(keys, args)
             finally:
-                self._in_flight -= 1
+                self._busy = False
+                if self._pending:
+                    self._start_sender()
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         self._pending.append((keys, args, future))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+        if not self._busy:
+            self._start_sender()
         return await future
 
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        self._flush_scheduled = False
-        task = asyncio.get_running_loop().create_task(self._run(batch))
+    def _start_sender(self) -> None:
+        self._busy = True
+        task = asyncio.get_running_loop().create_task(self._send_pending())
         # The loop keeps only a weak reference to tasks: hold one until it is done.
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _send_pending(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                # Waiters whose own deadline passed meanwhile are not sent for.
+                batch = [entry for entry in batch if not entry[2].done()]
+                if batch:
+                    await self._run(batch)
+        finally:
+            self._busy = False
+            if self._pending:  # left by a cancellation (shutdown): their waiters time out
+                for _, _, future in self._pending:
+                    if not future.done():
+                        future.set_exception(RedisError("cancelled"))
+                self._pending = []
 
     def _evalsha(self, keys: list[str], args: list[int]) -> tuple[Any, ...]:
         return ("EVALSHA", self._hit_sha, len(keys), *keys, *args)
@@ -182,7 +199,6 @@ class RedisRateLimiter:
     async def _run(
         self, batch: list[tuple[list[str], list[int], asyncio.Future[list[int]]]]
     ) -> None:
-        self._in_flight += 1
         try:
             # The waiters have deadlines of their own; this one frees the connection from a
             # Redis that stopped answering.
@@ -190,8 +206,6 @@ class RedisRateLimiter:
                 await self._run_batch(batch)
         except TimeoutError:
             pass  # _run_batch has already failed every waiter
-        finally:
-            self._in_flight -= 1
 
     async def _run_batch(
         self, batch: list[tuple[list[str], list[int], asyncio.Future[list[int]]]]
