@@ -120,6 +120,38 @@ async def test_redis_decides_in_one_round_trip_and_coalesces(
         await admin.aclose()
 
 
+async def test_redis_calls_arriving_during_a_round_trip_share_the_next_one(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load each round trip carries everything that arrived during the previous one:
+    waves of concurrent requests cost one write each, never one per request."""
+    limiter = RedisRateLimiter.from_url(redis_url)
+    await limiter.hit(1, [("k:warm", FAST)], "key_a")  # loads the script
+    decisions_per_write: list[int] = []
+    later: list[asyncio.Future[Any]] = []
+    original = AbstractConnection.send_packed_command
+
+    async def counted(self: AbstractConnection, command: Any, *args: Any, **kwargs: Any) -> None:
+        decisions_per_write.append(bytes(command).count(b"EVALSHA"))
+        if len(decisions_per_write) == 2:  # a pipeline is going out: 20 more calls arrive
+            later.extend(
+                asyncio.ensure_future(limiter.hit(1, [("k:wave", FAST)], "key_a"))
+                for _ in range(20)
+            )
+        await original(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+    try:
+        first = await asyncio.gather(
+            *(limiter.hit(1, [("k:wave", FAST)], "key_a") for _ in range(30))
+        )
+        second = await asyncio.gather(*later)
+        assert all(outcome is not None and outcome[0].allowed for outcome in first + second)
+        assert decisions_per_write == [1, 29, 20]
+    finally:
+        await limiter.close()
+
+
 async def test_redis_returns_published_versions(redis_url: str) -> None:
     limiter = RedisRateLimiter.from_url(redis_url)
     try:

@@ -179,7 +179,7 @@ class RedisRateLimiter:
                     await self._run(batch)
         finally:
             self._busy = False
-            if self._pending:  # left by a cancellation (shutdown): their waiters time out
+            if self._pending:  # left by a cancellation (shutdown): tell their waiters
                 for _, _, future in self._pending:
                     if not future.done():
                         future.set_exception(RedisError("cancelled"))
