@@ -59,6 +59,11 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+        # Counted on every authenticated request: the labelled children looked up once.
+        self.decisions_by_result = {
+            result: self.limiter_decisions.labels(result)
+            for result in ("allowed", "rejected", "unavailable")
+        }
 
     def watch(self, runtime: Runtime) -> None:
         """Expose the runtime's own counters (cache, limiter, change feed) at scrape time."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import time
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any
@@ -122,13 +123,15 @@ def login_policy(request: Request) -> LoginPolicy:
 
 def observe(request: Request, admission: Admission, seconds: float) -> None:
     """Leave the gate's outcome for the response headers, logs and metrics."""
-    request.state.key_id = admission.key.id
-    request.state.ratelimit = admission.decision
+    # Straight into the scope's state dict, which `request.state` wraps: its attribute
+    # setter is Python code, and this runs on every authenticated request.
+    state = request.scope.setdefault("state", {})
+    decision = state["ratelimit"] = admission.decision
+    state["key_id"] = admission.key.id
     metrics: Metrics = request.app.state.metrics
     metrics.verify_seconds.observe(seconds)
-    decision = admission.decision
     result = "unavailable" if decision is None else "allowed" if decision.allowed else "rejected"
-    metrics.limiter_decisions.labels(result).inc()
+    metrics.decisions_by_result[result].inc()
 
 
 def _utf8_path(request: Request) -> None:
@@ -145,19 +148,42 @@ def _utf8_path(request: Request) -> None:
 
 
 async def _browser_check(
-    request: Request, rt: Runtime, admission: Admission, project_id: int | None
+    request: Request,
+    rt: Runtime,
+    admission: Admission,
+    project_id: int | None,
+    headers: Mapping[str, str] | None = None,
 ) -> None:
     """Refuse a key sent from a web page (before authorization: a key used there is exposed
     whatever it may do)."""
-    origin = browser_origin(request.headers)
+    headers = request.headers if headers is None else headers
+    origin = browser_origin(headers)
     if origin is not None:
         await rt.browser_guard.check(
             admission.key,
             origin,
             project_id,
             request.state.client_ip,
-            request.headers.get("user-agent"),
+            headers.get("user-agent"),
         )
+
+
+# What the request gate reads of the headers: the key, the client's agent, and the signs of a
+# browser (services/browser_guard.browser_origin).
+_GATE_HEADERS = frozenset(
+    (b"authorization", b"user-agent", b"origin", b"sec-fetch-site", b"sec-fetch-dest", b"referer")
+)
+
+
+def _gate_headers(request: Request) -> dict[str, str]:
+    """The gate's headers in one pass over the raw list, the first of each name as
+    `request.headers` gives it (each of its lookups is a scan of its own, and a missing
+    header an exception)."""
+    found: dict[str, str] = {}
+    for name, value in request.scope["headers"]:
+        if name in _GATE_HEADERS:
+            found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return found
 
 
 def require(permission: Permission) -> Any:
@@ -168,17 +194,14 @@ def require(permission: Permission) -> Any:
         rt = runtime(request)
         started = time.perf_counter()
         ip = client_ip(request, rt.settings.trusted_proxies)
-        request.state.client_ip = ip
+        request.scope.setdefault("state", {})["client_ip"] = ip
+        headers = _gate_headers(request)
         admission = await rt.verifier.admit(
-            request.headers.get("authorization"),
-            ip,
-            project_id,
-            permission,
-            request.headers.get("user-agent"),
+            headers.get("authorization"), ip, project_id, permission, headers.get("user-agent")
         )
         observe(request, admission, time.perf_counter() - started)
-        request.state.permission = str(permission)
-        await _browser_check(request, rt, admission, project_id)
+        request.scope["state"]["permission"] = str(permission)
+        await _browser_check(request, rt, admission, project_id, headers)
         admission.enforce()
         assert admission.principal is not None
         _utf8_path(request)

@@ -11,17 +11,20 @@ from keyplane.domain.ratelimit import Decision
 
 
 def headers_for(decision: Decision, now: float | None = None) -> list[tuple[bytes, bytes]]:
+    """The five headers, as raw ASGI pairs (built directly: this runs on every response)."""
     now = time.time() if now is None else now
-    until_reset = max(0, decision.reset - int(now))
-    policy = f'"minute";q={decision.limit};w=60, "day";q={decision.daily_limit};w=86400'
-    values = {
-        "X-RateLimit-Limit": str(decision.limit),
-        "X-RateLimit-Remaining": str(decision.remaining),
-        "X-RateLimit-Reset": str(decision.reset),
-        "RateLimit-Policy": policy,
-        "RateLimit": f'"minute";r={decision.remaining};t={until_reset}',
-    }
-    return [(name.lower().encode(), value.encode()) for name, value in values.items()]
+    limit, remaining, reset = decision.limit, decision.remaining, decision.reset
+    until_reset = reset - int(now)
+    return [
+        (b"x-ratelimit-limit", b"%d" % limit),
+        (b"x-ratelimit-remaining", b"%d" % remaining),
+        (b"x-ratelimit-reset", b"%d" % reset),
+        (
+            b"ratelimit-policy",
+            b'"minute";q=%d;w=60, "day";q=%d;w=86400' % (limit, decision.daily_limit),
+        ),
+        (b"ratelimit", b'"minute";r=%d;t=%d' % (remaining, until_reset if until_reset > 0 else 0)),
+    ]
 
 
 class RateLimitHeaders:
