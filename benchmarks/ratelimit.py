@@ -5,7 +5,7 @@ allows):
 
 * Memory. keyplane: ``await MemoryRateLimiter().hit(1, [("k:bench", limits)], "key")``
   awaited in a tight loop from inside a coroutine, as the request gate awaits it (exact GCRA
-  plus the daily count: ``domain.ratelimit.check``, one ``Decision`` and one ``Bucket`` per
+  plus the daily count: ``domain.ratelimit.check``, one ``Decision`` and one bucket-state tuple per
   call, an LRU lookup and store). The peer: ``limits`` with its in-process storage,
   ``MovingWindowRateLimiter`` and ``FixedWindowRateLimiter``, ``.hit(RateLimitItemPerMinute(n),
   "bench")``. keyplane's API is async, so the like-for-like peer is ``limits.aio`` (async

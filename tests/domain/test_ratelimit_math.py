@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from keyplane.domain.errors import ValidationFailed
 from keyplane.domain.ratelimit import (
     DAY_MS,
+    EMPTY_BUCKET,
     MINUTE_MS,
-    Bucket,
+    BucketState,
     Limits,
     burst_capacity,
     check,
@@ -27,7 +28,7 @@ gaps = st.lists(st.integers(min_value=0, max_value=3_000), min_size=1, max_size=
 
 def run(limits: Limits, arrivals: list[int]) -> list[int]:
     """Times at which requests were admitted."""
-    bucket = Bucket()
+    bucket = EMPTY_BUCKET
     admitted = []
     for now in arrivals:
         decision, after = check(bucket, limits, now)
@@ -57,7 +58,7 @@ def test_never_more_than_the_allowance_in_any_window(limit: int, steps: list[int
 @given(per_minute)
 def test_an_idle_key_bursts_exactly_its_capacity_then_gets_l_per_minute(limit: int) -> None:
     limits = Limits(per_minute=limit, per_day=10**9)
-    bucket = Bucket()
+    bucket = EMPTY_BUCKET
     burst = 0
     while True:
         decision, after = check(bucket, limits, START)
@@ -72,7 +73,7 @@ def test_an_idle_key_bursts_exactly_its_capacity_then_gets_l_per_minute(limit: i
     assert admitted == limit
 
 
-def run_from(bucket: Bucket, limits: Limits, start: int, end: int) -> int:
+def run_from(bucket: BucketState, limits: Limits, start: int, end: int) -> int:
     count = 0
     now = start
     while True:
@@ -88,7 +89,7 @@ def run_from(bucket: Bucket, limits: Limits, start: int, end: int) -> int:
 @given(per_minute, gaps)
 def test_waiting_retry_after_is_always_enough(limit: int, steps: list[int]) -> None:
     limits = Limits(per_minute=limit, per_day=10**9)
-    bucket = Bucket()
+    bucket = EMPTY_BUCKET
     now = START
     for step in steps:
         now += step
@@ -107,7 +108,7 @@ def test_waiting_retry_after_is_always_enough(limit: int, steps: list[int]) -> N
 def test_no_drift_over_long_runs(limit: int, minutes: int) -> None:
     """A client always retrying at the earliest moment gets exactly burst + L per minute."""
     limits = Limits(per_minute=limit, per_day=10**9)
-    admitted = run_from(Bucket(), limits, START, START + minutes * MINUTE_MS)
+    admitted = run_from(EMPTY_BUCKET, limits, START, START + minutes * MINUTE_MS)
     assert admitted == burst_capacity(limit) + limit * minutes
 
 
@@ -115,7 +116,7 @@ def test_no_drift_over_long_runs(limit: int, minutes: int) -> None:
 def test_daily_quota_resets_at_utc_midnight(per_day: int) -> None:
     limits = Limits(per_minute=1_000_000, per_day=per_day)
     midnight = (START // DAY_MS + 1) * DAY_MS
-    bucket = Bucket()
+    bucket = EMPTY_BUCKET
     for _ in range(per_day):
         decision, bucket = check(bucket, limits, midnight - 5_000)
         assert decision.allowed
@@ -129,7 +130,7 @@ def test_daily_quota_resets_at_utc_midnight(per_day: int) -> None:
 
 def test_headers_values_for_a_fresh_key() -> None:
     limits = Limits(per_minute=100, per_day=10_000)
-    decision, _ = check(Bucket(), limits, START)
+    decision, _ = check(EMPTY_BUCKET, limits, START)
     assert decision.limit == 100
     assert decision.remaining == 100  # 116 burst tokens left, shown within L
     assert decision.reset * 1000 >= START
@@ -138,7 +139,7 @@ def test_headers_values_for_a_fresh_key() -> None:
 
 def test_remaining_and_reset_after_a_burst() -> None:
     limits = Limits(per_minute=60, per_day=10_000)  # one per second, capacity 70
-    bucket = Bucket()
+    bucket = EMPTY_BUCKET
     for _ in range(20):
         decision, bucket = check(bucket, limits, START)
     assert decision.remaining == 50

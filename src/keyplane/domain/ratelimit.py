@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import NamedTuple
 
 from keyplane.domain.errors import ValidationFailed
@@ -74,6 +75,14 @@ PLAN_LIMITS: dict[str, Limits] = {
 ENTERPRISE_DEFAULT = PLAN_LIMITS["professional"]
 
 
+# Every cached key carries its limits (services/auth keeps up to 100,000 keys per process), and
+# nearly all of them carry one of a few: one shared, immutable object each rather than one per
+# key. Bounded; a refused value raises and is not cached.
+@lru_cache(maxsize=1024)
+def shared_limits(per_minute: int, per_day: int) -> Limits:
+    return Limits(per_minute=per_minute, per_day=per_day)
+
+
 def effective_limits(plan: str, custom: Limits | None, override: dict[str, int] | None) -> Limits:
     """The plan's limits (or an enterprise organization's custom ones), lowered by a key's
     override; only enterprise keys may raise them."""
@@ -85,22 +94,14 @@ def effective_limits(plan: str, custom: Limits | None, override: dict[str, int] 
     if plan != "enterprise":
         per_minute = min(per_minute, base.per_minute)
         per_day = min(per_day, base.per_day)
-    return Limits(per_minute=per_minute, per_day=per_day)
+    return shared_limits(per_minute, per_day)
 
 
-# A budget's state is a plain tuple (GCRA debt in units of 1/L ms as of `stamp_ms`, the UTC
-# day number and its count): one is built on every admitted request, and a tuple display is
-# several times cheaper to build than a named tuple or a dataclass. `Bucket` names the fields.
-BucketState = tuple[int, int, int, int]
-
-
-class Bucket(NamedTuple):
-    """A budget's state, with its fields named (`check` accepts and returns plain tuples)."""
-
-    debt: int = 0
-    stamp_ms: int = 0
-    day: int = -1
-    day_count: int = 0
+# A budget's state is a plain tuple: GCRA debt (units of 1/L ms) as of `stamp_ms`, the UTC
+# day number and that day's count. One is built on every admitted request, and a tuple
+# display is several times cheaper to build than a named tuple or a dataclass.
+BucketState = tuple[int, int, int, int]  # (debt, stamp_ms, day, day_count)
+EMPTY_BUCKET: BucketState = (0, 0, -1, 0)  # no debt, no day counted yet
 
 
 class Decision(NamedTuple):

@@ -6,10 +6,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from keyplane.domain.ratelimit import BucketState, Decision, Limits, check, combine
+from keyplane.domain.ratelimit import EMPTY_BUCKET, BucketState, Decision, Limits, check, combine
 from keyplane.services.ratelimit import NO_VERSIONS, Versions
-
-_EMPTY: BucketState = (0, 0, -1, 0)  # Bucket(): no debt, no day
 
 
 class MemoryRateLimiter:
@@ -34,7 +32,7 @@ class MemoryRateLimiter:
             bucket_id, limits = budgets[0]
             buckets = self._buckets
             decision, after = check(
-                buckets.get(bucket_id, _EMPTY), limits, int(self.clock() * 1000)
+                buckets.get(bucket_id, EMPTY_BUCKET), limits, int(self.clock() * 1000)
             )
             if decision[0]:  # allowed
                 buckets[bucket_id] = after
@@ -53,14 +51,14 @@ class MemoryRateLimiter:
         buckets = self._buckets
         if len(budgets) == 1:  # the common case: one budget, no combining
             bucket_id, limits = budgets[0]
-            decision, after = check(buckets.get(bucket_id, _EMPTY), limits, now_ms)
+            decision, after = check(buckets.get(bucket_id, EMPTY_BUCKET), limits, now_ms)
             if decision[0] and count:  # allowed
                 self._store(bucket_id, after)
             return decision
         decisions = []
         updates = []
         for bucket_id, limits in budgets:
-            decision, after = check(buckets.get(bucket_id, _EMPTY), limits, now_ms)
+            decision, after = check(buckets.get(bucket_id, EMPTY_BUCKET), limits, now_ms)
             decisions.append(decision)
             updates.append((bucket_id, after))
         combined = combine(decisions) if len(decisions) > 1 else decisions[0]

@@ -25,7 +25,13 @@ from keyplane.domain.custom_permissions import CustomCatalog
 from keyplane.domain.keyformat import Mode
 from keyplane.domain.keys import KeyKind, VerifiedKey, parse_ip_allowlist
 from keyplane.domain.permissions import Permission
-from keyplane.domain.ratelimit import ENTERPRISE_DEFAULT, Limits, Scope, effective_limits
+from keyplane.domain.ratelimit import (
+    ENTERPRISE_DEFAULT,
+    Limits,
+    Scope,
+    effective_limits,
+    shared_limits,
+)
 from keyplane.domain.roles import OrgRole, project_permissions
 
 
@@ -58,7 +64,7 @@ def org_limits(org: Organization) -> Limits:
     custom = None
     if org.rate_limit_per_minute is not None or org.rate_limit_per_day is not None:
         fallback = ENTERPRISE_DEFAULT
-        custom = _limits(
+        custom = shared_limits(
             org.rate_limit_per_minute or fallback.per_minute,
             org.rate_limit_per_day or fallback.per_day,
         )
@@ -66,13 +72,8 @@ def org_limits(org: Organization) -> Limits:
 
 
 # The verifier caches up to 100,000 keys per process, and most of them carry one of a few
-# permission sets and limits: one shared object each instead of one per key (a third of a
-# cached key's memory). Bounded, and immutable, so sharing is safe.
-@lru_cache(maxsize=1024)
-def _limits(per_minute: int, per_day: int) -> Limits:
-    return Limits(per_minute=per_minute, per_day=per_day)
-
-
+# permission sets: one shared object each instead of one per key (with the shared limits, a
+# third of a cached key's memory). Bounded, and immutable, so sharing is safe.
 @lru_cache(maxsize=4096)
 def _permission_sets(names: tuple[str, ...]) -> tuple[frozenset[Permission], frozenset[str]]:
     """Built-in permissions, and the rest: custom permissions of the key's project."""
@@ -86,8 +87,6 @@ def _permission_sets(names: tuple[str, ...]) -> tuple[frozenset[Permission], fro
 def to_verified(row: ApiKey, org: Organization) -> VerifiedKey:
     shared = org_limits(org)
     own = effective_limits(org.plan, shared, row.rate_limit) if row.rate_limit else None
-    if own is not None:
-        own = _limits(own.per_minute, own.per_day)
     permissions, custom_permissions = _permission_sets(tuple(row.permissions))
     return VerifiedKey(
         id=row.id,
