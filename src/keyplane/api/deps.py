@@ -152,11 +152,10 @@ async def _browser_check(
     rt: Runtime,
     admission: Admission,
     project_id: int | None,
-    headers: Mapping[str, str] | None = None,
+    headers: Mapping[str, str],
 ) -> None:
     """Refuse a key sent from a web page (before authorization: a key used there is exposed
-    whatever it may do)."""
-    headers = request.headers if headers is None else headers
+    whatever it may do). `headers`: the gate's, from `_gate_headers`."""
     origin = browser_origin(headers)
     if origin is not None:
         await rt.browser_guard.check(
@@ -228,8 +227,9 @@ async def management_actor(request: Request) -> Actor:
     rt = runtime(request)
     ip = client_ip(request, rt.settings.trusted_proxies)
     request.state.client_ip = ip
-    agent = request.headers.get("user-agent")
-    authorization = request.headers.get("authorization")
+    headers = _gate_headers(request)
+    agent = headers.get("user-agent")
+    authorization = headers.get("authorization")
     if authorization is None:
         found = await current_session(request)
         if found is None:
@@ -254,7 +254,7 @@ async def management_actor(request: Request) -> Actor:
     started = time.perf_counter()
     admission = await rt.verifier.admit(authorization, ip, project_id, None, agent)
     observe(request, admission, time.perf_counter() - started)
-    await _browser_check(request, rt, admission, project_id)
+    await _browser_check(request, rt, admission, project_id, headers)
     admission.enforce()
     key = admission.key
     if key.kind is KeyKind.PROJECT:
