@@ -252,3 +252,43 @@ async def test_last_used_is_recorded_without_a_write_per_request(
             db, Actor.operator(), world.project_id, key_id, Permission.API_KEY_READ
         )
     assert row.last_used_at is not None
+
+
+@pytest.mark.parametrize(
+    ("project_id", "problem"),
+    [
+        ("abc", "int_parsing"),
+        ("0", "greater_than_equal"),
+        ("9223372036854775808", "less_than_equal"),
+        ("1" * 30, "less_than_equal"),
+        ("1" * 5000, "int_parsing_size"),
+        ("%C3%A9", "int_parsing"),
+    ],
+)
+@pytest.mark.parametrize("with_key", [False, True])
+async def test_a_malformed_project_id_is_named_once_before_anything_is_authenticated(
+    client: httpx.AsyncClient, world: World, project_id: str, problem: str, with_key: bool
+) -> None:
+    """The guards read the path's project id themselves (declaring it made FastAPI validate
+    it twice per request): still a 422 naming it, with or without a key, reported once."""
+    headers = bearer(await world.project_key("project:read")) if with_key else {}
+    for path in (f"/v1/projects/{project_id}", f"/v1/projects/{project_id}/webhooks"):
+        response = await client.get(path, headers=headers)
+        assert response.status_code == 422, response.text
+        body = response.json()
+        assert body["error"] == "validation_error"
+        assert [(d["loc"], d["type"]) for d in body["details"]] == [
+            (["path", "project_id"], problem)
+        ]
+        assert "more problems" not in body["message"]
+
+
+@pytest.mark.parametrize("project_id", ["00{id}", "+{id}", "%20{id}"])
+async def test_a_project_id_pydantic_accepts_is_accepted_by_the_guard_too(
+    client: httpx.AsyncClient, world: World, project_id: str
+) -> None:
+    secret = await world.project_key("project:read")
+    path = "/v1/projects/" + project_id.format(id=world.project_id)
+    response = await client.get(path, headers=bearer(secret))
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == world.project_id

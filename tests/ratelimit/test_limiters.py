@@ -152,6 +152,29 @@ async def test_redis_calls_arriving_during_a_round_trip_share_the_next_one(
         await limiter.close()
 
 
+async def test_redis_that_lost_its_scripts_is_sent_them_again(redis_url: str) -> None:
+    """A Redis restarted (or replaced) has no scripts: the first call then, alone or in a
+    batch, loads it and still gets its decision; nothing fails open."""
+    limiter = RedisRateLimiter.from_url(redis_url, fail_open=False)
+    admin = aredis.Redis.from_url(redis_url)
+    budgets = [("k:lost", Limits(per_minute=1_000, per_day=1_000))]
+    try:
+        assert await _admitted(limiter, budgets, 1) == 1
+        await admin.script_flush()
+        assert await _admitted(limiter, budgets, 1) == 1  # a call on its own
+        await admin.script_flush()
+        outcomes = await asyncio.gather(*(limiter.hit(1, budgets, "key_l") for _ in range(20)))
+        assert [o is not None and o[0].allowed for o in outcomes] == [True] * 20
+        outcome = await limiter.hit(1, budgets, "key_l")
+        assert outcome is not None
+        # The same bucket throughout, every call counted once: none lost to the reloads.
+        assert outcome[0].daily_remaining == 1_000 - 23
+        assert limiter.failures == 0
+    finally:
+        await limiter.close()
+        await admin.aclose()
+
+
 async def test_redis_returns_published_versions(redis_url: str) -> None:
     limiter = RedisRateLimiter.from_url(redis_url)
     try:

@@ -6,9 +6,9 @@ redis-py's client layer (pool checkout and checkin, retry wrapper, per-operation
 observability hooks, response callbacks) costs more client CPU than the round trip itself
 (measured in benchmarks/ratelimit.py). This talks to redis-py's own `Connection` (it still
 does the connecting, the handshake, the health checks and the RESP parsing) and skips the
-rest, and packs commands with hiredis directly (redis-py encodes every argument in Python
-first: a fifth of a decision's client CPU). Commands hold str, bytes and int arguments only.
-The caller bounds every call with a deadline of its own (`asyncio.timeout`); a call that fails
+rest. Commands arrive packed (`pack_command`, hiredis's own: redis-py encodes every argument
+in Python first), so a caller that sends the same command again can pack it once. The caller
+bounds every call with a deadline of its own (`asyncio.timeout`); a call that fails
 or is cancelled half-way drops the connection, so no reply is ever read by the wrong caller,
 and the next call reconnects.
 """
@@ -19,12 +19,9 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from hiredis import pack_command
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ResponseError
-
-Command = Sequence[Any]
 
 
 class Channel:
@@ -33,12 +30,12 @@ class Channel:
         self._connection: AbstractConnection | None = None
         self._lock = asyncio.Lock()
 
-    async def call(self, command: Command) -> Any:
-        """One command, one round trip; an error reply is raised."""
+    async def call(self, command: bytes) -> Any:
+        """One packed command, one round trip; an error reply is raised."""
         async with self._lock:
             connection = await self._checkout()
             try:
-                await connection.send_packed_command(pack_command(tuple(command)))
+                await connection.send_packed_command(command)
                 return await connection.read_response()
             except ResponseError:
                 raise  # an error reply; the connection is in step
@@ -46,15 +43,13 @@ class Channel:
                 await self._drop()
                 raise
 
-    async def pipeline(self, commands: Sequence[Command]) -> list[Any]:
-        """Many commands written at once, one round trip; error replies are returned in
-        their place (one failing command does not fail the others)."""
+    async def pipeline(self, commands: Sequence[bytes]) -> list[Any]:
+        """Many packed commands written at once, one round trip; error replies are returned
+        in their place (one failing command does not fail the others)."""
         async with self._lock:
             connection = await self._checkout()
             try:
-                await connection.send_packed_command(
-                    b"".join([pack_command(tuple(command)) for command in commands])
-                )
+                await connection.send_packed_command(b"".join(commands))
                 replies: list[Any] = []
                 for _ in commands:
                     try:

@@ -5,18 +5,22 @@ returns the drained state plus the key's and the organization's change versions;
 itself is computed in Python by the same `domain.ratelimit.check` the memory backend uses, so
 both backends share one implementation of the maths.
 
-Calls made in the same event-loop turn are coalesced into one pipeline: many concurrent
-requests cost one round trip together. Decisions travel on one dedicated connection
-(`channel.Channel`, which explains why) under one deadline per call. All keys of one call
-share the hash tag `{o:<org>}`, so the script runs on one shard of a Redis Cluster.
+Calls arriving while a round trip is under way are coalesced into the next one, a pipeline:
+many concurrent requests cost one round trip together. Decisions travel on one dedicated
+connection (`channel.Channel`, which explains why), and none waits longer than the timeout.
+All keys of one call share the hash tag `{o:<org>}`, so the script runs on one shard of a
+Redis Cluster.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from functools import lru_cache
 from typing import Any
 
 import structlog
+from hiredis import pack_command
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
@@ -82,7 +86,31 @@ def _tag(org_id: int) -> str:
     return f"kp:{{o:{org_id}}}"
 
 
+# What SCRIPT LOAD answers for it: known before Redis is asked, so a call never waits for a
+# load; a Redis that lacks the script (new, or restarted) says NOSCRIPT and is sent it then.
+HIT_SHA = hashlib.sha1(HIT.encode(), usedforsecurity=False).hexdigest()
+
+
+@lru_cache(maxsize=16_384)
+def _hit_command(org_id: int, key_id: str, budgets: tuple[tuple[str, Limits], ...]) -> bytes:
+    """One decision's EVALSHA, packed. The same bytes for every request of a key: packing
+    them (hiredis formats every argument) cost more client CPU than the rest of the decision
+    in Python, so they are packed once per key (bounded: a key evicted is packed again)."""
+    tag = _tag(org_id)
+    keys = [f"{tag}:b:{bucket}" for bucket, _ in budgets]
+    keys += [f"{tag}:v:{key_id}", f"{tag}:acc"]
+    args = [len(budgets)]
+    for _, limits in budgets:
+        args += [limits.per_minute, limits.per_day, limits.capacity]
+    command: tuple[Any, ...] = ("EVALSHA", HIT_SHA, len(keys), *keys, *args)
+    packed: bytes = pack_command(command)
+    return packed
+
+
 DEFAULT_TIMEOUT = 1.0  # seconds a decision may wait for Redis before it counts as down
+
+# A call waiting for the next round trip: its command, its waiter, its deadline (loop time).
+_Waiting = tuple[bytes, "asyncio.Future[list[int]]", float]
 
 
 class RedisRateLimiter:
@@ -94,8 +122,7 @@ class RedisRateLimiter:
         self.fail_open = fail_open
         self.timeout = timeout
         self.failures = 0
-        self._hit_sha: str | None = None
-        self._pending: list[tuple[list[str], list[int], asyncio.Future[list[int]]]] = []
+        self._pending: list[_Waiting] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._busy = False  # a round trip (or a batch's sender) is under way
 
@@ -104,7 +131,7 @@ class RedisRateLimiter:
         cls, url: str, *, fail_open: bool = True, timeout: float = DEFAULT_TIMEOUT
     ) -> RedisRateLimiter:
         # No socket_timeout (redis-py's default is 5 s, a `wait_for` around every read and
-        # write): every call below runs under `asyncio.timeout(self.timeout)` instead, and a
+        # write): every call below runs under a deadline of `self.timeout` instead, and a
         # connection whose command was cancelled half-way is dropped (adapters/redis/channel).
         client = Redis.from_url(
             url, socket_timeout=None, socket_connect_timeout=timeout, health_check_interval=30
@@ -115,15 +142,8 @@ class RedisRateLimiter:
         self, org_id: int, budgets: list[tuple[str, Limits]], key_id: str
     ) -> tuple[Decision, Versions] | None:
         """The decision, or None when Redis is unreachable and the limiter fails open."""
-        tag = _tag(org_id)
-        keys = [f"{tag}:b:{bucket}" for bucket, _ in budgets]
-        keys += [f"{tag}:v:{key_id}", f"{tag}:acc"]
-        args = [len(budgets)]
-        for _, limits in budgets:
-            args += [limits.per_minute, limits.per_day, limits.capacity]
         try:
-            async with asyncio.timeout(self.timeout):
-                raw = await self._call(keys, args)
+            raw = await self._call(_hit_command(org_id, key_id, tuple(budgets)))
         except (RedisError, OSError) as error:  # OSError includes TimeoutError
             self.failures += 1
             log.warning("rate_limiter_unavailable", error=type(error).__name__)
@@ -147,17 +167,22 @@ class RedisRateLimiter:
     # while a round trip is under way wait together and go out as one pipeline as soon as it
     # is back (and so on while more arrive), so under load each round trip carries everything
     # that arrived during the previous one, with one task per batch rather than per call.
-    async def _call(self, keys: list[str], args: list[int]) -> list[int]:
-        if not self._busy and self._hit_sha is not None:
+    # Deadlines: a call sent at once has its own; a batch has its earliest waiter's, so no
+    # call waits longer than `timeout` and a waiter needs no timer of its own (a timer per
+    # call was a tenth of a decision's client CPU under load).
+    async def _call(self, command: bytes) -> list[int]:
+        loop = asyncio.get_running_loop()
+        if not self._busy:
             self._busy = True
             try:
-                return await self._direct(keys, args)
+                async with asyncio.timeout(self.timeout):
+                    return await self._direct(command)
             finally:
                 self._busy = False
                 if self._pending:
                     self._start_sender()
-        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._pending.append((keys, args, future))
+        future: asyncio.Future[list[int]] = loop.create_future()
+        self._pending.append((command, future, loop.time() + self.timeout))
         if not self._busy:
             self._start_sender()
         return await future
@@ -173,60 +198,42 @@ class RedisRateLimiter:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
-                # Waiters whose own deadline passed meanwhile are not sent for.
-                batch = [entry for entry in batch if not entry[2].done()]
+                # Waiters gone meanwhile (their request was cancelled) are not sent for.
+                batch = [waiting for waiting in batch if not waiting[1].done()]
                 if batch:
                     await self._run(batch)
         finally:
             self._busy = False
             if self._pending:  # left by a cancellation (shutdown): tell their waiters
-                for _, _, future in self._pending:
+                for _, future, _ in self._pending:
                     if not future.done():
                         future.set_exception(RedisError("cancelled"))
                 self._pending = []
 
-    def _evalsha(self, keys: list[str], args: list[int]) -> tuple[Any, ...]:
-        return ("EVALSHA", self._hit_sha, len(keys), *keys, *args)
-
-    async def _direct(self, keys: list[str], args: list[int]) -> list[int]:
+    async def _direct(self, command: bytes) -> list[int]:
         try:
-            result: list[int] = await self.channel.call(self._evalsha(keys, args))
-        except NoScriptError:  # Redis restarted and lost its scripts
-            self._hit_sha = await self.client.script_load(HIT)
-            result = await self.channel.call(self._evalsha(keys, args))
+            result: list[int] = await self.channel.call(command)
+        except NoScriptError:  # a new Redis, or one restarted: it lost its scripts
+            await self.client.script_load(HIT)
+            result = await self.channel.call(command)
         return result
 
-    async def _run(
-        self, batch: list[tuple[list[str], list[int], asyncio.Future[list[int]]]]
-    ) -> None:
+    async def _run(self, batch: list[_Waiting]) -> None:
         try:
-            # The waiters have deadlines of their own; this one frees the connection from a
-            # Redis that stopped answering.
-            async with asyncio.timeout(self.timeout):
-                await self._run_batch(batch)
-        except TimeoutError:
-            pass  # _run_batch has already failed every waiter
-
-    async def _run_batch(
-        self, batch: list[tuple[list[str], list[int], asyncio.Future[list[int]]]]
-    ) -> None:
-        try:
-            if self._hit_sha is None:
-                self._hit_sha = await self.client.script_load(HIT)
-            results = await self._round_trip(batch)
-            if any(isinstance(r, NoScriptError) for r in results):  # Redis restarted
-                self._hit_sha = await self.client.script_load(HIT)
+            async with asyncio.timeout_at(min(deadline for _, _, deadline in batch)):
                 results = await self._round_trip(batch)
+                if any(isinstance(r, NoScriptError) for r in results):
+                    await self.client.script_load(HIT)
+                    results = await self._round_trip(batch)
         except BaseException as error:  # every waiter must hear about it
-            for _, _, future in batch:
+            failure = error if isinstance(error, Exception) else RedisError("cancelled")
+            for _, future, _ in batch:
                 if not future.done():
-                    future.set_exception(
-                        error if isinstance(error, Exception) else RedisError("cancelled")
-                    )
+                    future.set_exception(failure)
             if not isinstance(error, Exception):
-                raise  # cancelled (our deadline, or shutdown): let it finish the task
+                raise  # cancelled (shutdown): let it finish the task
             return
-        for (_, _, future), result in zip(batch, results, strict=True):
+        for (_, future, _), result in zip(batch, results, strict=True):
             if future.done():
                 continue
             if isinstance(result, Exception):
@@ -234,14 +241,13 @@ class RedisRateLimiter:
             else:
                 future.set_result(result)
 
-    async def _round_trip(self, batch: list[tuple[list[str], list[int], Any]]) -> list[Any]:
+    async def _round_trip(self, batch: list[_Waiting]) -> list[Any]:
         if len(batch) == 1:  # the common case needs no pipeline
-            keys, args, _ = batch[0]
             try:
-                return [await self.channel.call(self._evalsha(keys, args))]
+                return [await self.channel.call(batch[0][0])]
             except NoScriptError as error:
                 return [error]
-        return await self.channel.pipeline([self._evalsha(k, a) for k, a, _ in batch])
+        return await self.channel.pipeline([command for command, _, _ in batch])
 
     # --- versions ----------------------------------------------------------------------------
     async def publish(
