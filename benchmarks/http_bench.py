@@ -171,6 +171,9 @@ class Load:
     cache_misses: float = 0.0
     pg_connections: int | None = None  # new PostgreSQL sessions opened during the run
     slices: list[float] = field(default_factory=list)  # requests/s of each slice
+    # Bare Redis round trips (seconds) timed alongside by another process: this machine's floor
+    # for a Redis decision at the same moment (see redis_probe).
+    redis_round_trips: list[float] = field(default_factory=list)
 
     def add(self, other: Load) -> None:
         self.requests += other.requests
@@ -189,16 +192,17 @@ class Load:
         if other.pg_connections is not None:
             self.pg_connections = (self.pg_connections or 0) + other.pg_connections
         self.slices.extend(other.slices)
+        self.redis_round_trips.extend(other.redis_round_trips)
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
 
     def percentile_ms(self, q: float) -> float:
-        if not self.latencies:
-            return math.nan
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000
+        return _percentile_ms(self.latencies, q)
+
+    def round_trip_ms(self, q: float) -> float:
+        return _percentile_ms(self.redis_round_trips, q)
 
     @property
     def cpu_us(self) -> float:
@@ -250,7 +254,61 @@ class Load:
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "errors": self.errors,
             "slices_rps": [round(s, 1) for s in self.slices],
+            **(
+                {
+                    "redis_round_trip_p50_ms": round(self.round_trip_ms(0.5), 3),
+                    "redis_round_trip_p99_ms": round(self.round_trip_ms(0.99), 3),
+                }
+                if self.redis_round_trips
+                else {}
+            ),
         }
+
+
+def _percentile_ms(samples: list[float], q: float) -> float:
+    if not samples:
+        return math.nan
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000
+
+
+# A bare Redis round trip, timed from a process of its own so that neither the load
+# generator's event loop nor the GIL delays a reply: one PING every 2 ms (the pace of the
+# moderate load) for the given seconds; prints the round trips in seconds as JSON.
+PROBE = """
+import json, socket, sys, time
+host, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+sock = socket.create_connection((host, port))
+sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+times, end = [], time.perf_counter() + seconds
+while time.perf_counter() < end:
+    sent = time.perf_counter()
+    sock.sendall(b"PING\\r\\n")
+    reply = b""
+    while not reply.endswith(b"\\r\\n"):
+        reply += sock.recv(64)
+    times.append(time.perf_counter() - sent)
+    time.sleep(0.002)
+print(json.dumps(times))
+"""
+
+
+def start_redis_probe(redis_url: str, seconds: float) -> subprocess.Popen[str]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(redis_url)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            PROBE,
+            parts.hostname or "127.0.0.1",
+            str(parts.port or 6379),
+            str(seconds),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 def proc_cpu_seconds(pid: int) -> float:
@@ -273,10 +331,13 @@ async def generate_load(
     connections: int,
     seconds: float | None,
     on_sample: Any = None,
+    redis_probe: str | None = None,
 ) -> Load:
     """Send `requests` over `connections` keep-alive connections until the iterator is
-    exhausted or `seconds` have passed; measure the server around it."""
+    exhausted or `seconds` have passed; measure the server around it (and, given a Redis URL,
+    this machine's bare Redis round trip alongside)."""
     loop = asyncio.get_running_loop()
+    probe = start_redis_probe(redis_probe, seconds or 0.0) if redis_probe else None
     load = Load(label)
     before = await server.scrape()
     sessions_before = await server.sessions.count() if server.sessions else 0
@@ -342,6 +403,9 @@ async def generate_load(
     load.cache_misses = after.get(miss, 0.0) - before.get(miss, 0.0)
     if server.sessions:
         load.pg_connections = await server.sessions.count() - sessions_before
+    if probe is not None:
+        out, _ = await asyncio.to_thread(probe.communicate)
+        load.redis_round_trips = json.loads(out)
     return load
 
 
@@ -680,6 +744,7 @@ class Cell:
     request: bytes
     load: Load
     connections: int = 0  # 0: options.connections (throughput); 1: moderate load (latency)
+    redis_probe: str | None = None  # time bare Redis round trips alongside (Redis cells)
 
 
 async def measure_cells(cells: list[Cell], options: Options) -> None:
@@ -704,6 +769,7 @@ async def measure_cells(cells: list[Cell], options: Options) -> None:
                     label=cell.label,
                     connections=cell.connections or options.connections,
                     seconds=options.seconds,
+                    redis_probe=cell.redis_probe,
                 )
             )
             print(f"  {cell.label:<52} {cell.load.slices[-1]:>8,.0f} req/s", flush=True)
@@ -778,7 +844,10 @@ async def configurations(
             moderate = [cell(label, database, servers[0], tenant, False, 1)]
             for config, server in zip(configs, servers[1:], strict=True):
                 label = f"{config}, authenticated, 1 connection"
-                moderate.append(cell(label, config, server, tenant, True, 1))
+                made = cell(label, config, server, tenant, True, 1)
+                if "Redis" in config:  # this machine's floor for a Redis decision, alongside
+                    made.redis_probe = options.redis_url
+                moderate.append(made)
             await measure_cells(moderate, options)
     return cells
 
@@ -991,6 +1060,16 @@ def added_latency_lines(cells: list[Cell]) -> tuple[list[str], bool]:
             f"{c.load.percentile_ms(0.99):.2f} vs {base.percentile_ms(0.99):.2f} ms without "
             f"authentication ({added:+.3f} ms; p50 {added_p50:+.3f} ms)"
         )
+        if c.load.redis_round_trips:
+            # The gate waits for one Redis round trip; what a bare one takes on this machine
+            # at the same moment is the floor under the gate's p99 (on a VM whose idle vCPUs
+            # must be woken for every reply, most of it).
+            lines.append(
+                f"  - this machine's floor, timed alongside: a bare Redis round trip (PING from "
+                f"a process of its own, one every 2 ms) took p50 "
+                f"{c.load.round_trip_ms(0.5):.3f} ms, p99 {c.load.round_trip_ms(0.99):.3f} ms "
+                f"({len(c.load.redis_round_trips):,} round trips)"
+            )
     return lines, all_met
 
 
