@@ -169,7 +169,9 @@ class RedisRateLimiter:
     # that arrived during the previous one, with one task per batch rather than per call.
     # Deadlines: a call sent at once has its own; a batch has its earliest waiter's, so no
     # call waits longer than `timeout` and a waiter needs no timer of its own (a timer per
-    # call was a tenth of a decision's client CPU under load).
+    # call was a tenth of a decision's client CPU under load). A batch's waiters all arrived
+    # after the round trip before it went out, so their deadlines fall after that round
+    # trip's own: a batch never starts already out of time.
     async def _call(self, command: bytes) -> list[int]:
         loop = asyncio.get_running_loop()
         if not self._busy:
