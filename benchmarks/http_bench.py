@@ -818,13 +818,19 @@ async def configurations(
     cells: list[Cell] = []
 
     def cell(
-        label: str, config: str, server: Server, tenant: Tenant, auth: bool, connections: int = 0
+        label: str,
+        config: str,
+        server: Server,
+        tenant: Tenant,
+        auth: bool,
+        connections: int = 0,
+        rate: float = 0.0,
     ) -> Cell:
         path = f"/v1/projects/{tenant.project_id}"
         if not auth:
             path = BASELINE_PATH.format(project_id=tenant.project_id)
         request = http_request(path, server.port, tenant.secret)
-        made = Cell(label, config, auth, server, request, Load(label), connections)
+        made = Cell(label, config, auth, server, request, Load(label), connections, rate=rate)
         cells.append(made)
         return made
 
@@ -862,15 +868,13 @@ async def configurations(
             # queueing; the gate's p99 is what authentication and rate limiting add.
             pace = f"{MODERATE_RPS:g} req/s"
             label = f"{database}, authentication off, {pace}"
-            moderate = [cell(label, database, servers[0], tenant, False, 1)]
+            moderate = [cell(label, database, servers[0], tenant, False, 1, MODERATE_RPS)]
             for config, server in zip(configs, servers[1:], strict=True):
                 label = f"{config}, authenticated, {pace}"
-                made = cell(label, config, server, tenant, True, 1)
+                made = cell(label, config, server, tenant, True, 1, MODERATE_RPS)
                 if "Redis" in config:  # this machine's floor for a Redis decision, alongside
                     made.redis_probe = options.redis_url
                 moderate.append(made)
-            for made in moderate:
-                made.rate = MODERATE_RPS
             await measure_cells(moderate, options)
     return cells
 

@@ -207,27 +207,32 @@ def _path_project_id(request: Request) -> int:
         ) from None
 
 
+async def _key_principal(request: Request, permission: Permission, project_id: int) -> Principal:
+    """The request gate for an API key on a project: authenticate, rate-limit, refuse a key
+    sent from a browser, authorize `permission`. Raises the first error."""
+    rt = runtime(request)
+    started = time.perf_counter()
+    ip = client_ip(request, rt.settings.trusted_proxies)
+    request.scope.setdefault("state", {})["client_ip"] = ip
+    headers = _gate_headers(request)
+    admission = await rt.verifier.admit(
+        headers.get("authorization"), ip, project_id, permission, headers.get("user-agent")
+    )
+    observe(request, admission, time.perf_counter() - started)
+    request.scope["state"]["permission"] = str(permission)
+    await _browser_check(request, rt, admission, project_id, headers)
+    admission.enforce()
+    assert admission.principal is not None
+    _utf8_path(request)
+    return admission.principal
+
+
 def require(permission: Permission) -> Any:
     """A dependency that authenticates the API key and checks `permission` on the path's
     project. Returns the Principal."""
 
     async def guard(request: Request) -> Principal:
-        project_id = _path_project_id(request)
-        rt = runtime(request)
-        started = time.perf_counter()
-        ip = client_ip(request, rt.settings.trusted_proxies)
-        request.scope.setdefault("state", {})["client_ip"] = ip
-        headers = _gate_headers(request)
-        admission = await rt.verifier.admit(
-            headers.get("authorization"), ip, project_id, permission, headers.get("user-agent")
-        )
-        observe(request, admission, time.perf_counter() - started)
-        request.scope["state"]["permission"] = str(permission)
-        await _browser_check(request, rt, admission, project_id, headers)
-        admission.enforce()
-        assert admission.principal is not None
-        _utf8_path(request)
-        return admission.principal
+        return await _key_principal(request, permission, _path_project_id(request))
 
     # The guard remembers its permission so that tests can enumerate which endpoint needs
     # which permission (the permission-by-endpoint matrix).
@@ -317,7 +322,7 @@ def caller(permission: Permission) -> Any:
             async with rt.sessions() as db:
                 await rt.keys.require(db, actor, project_id, permission)
             return ProjectCaller(actor, None)
-        principal: Principal = await require(permission).dependency(request)
+        principal = await _key_principal(request, permission, project_id)
         key = principal.key
         actor = Actor(
             user_id=key.user_id,

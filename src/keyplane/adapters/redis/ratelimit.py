@@ -173,7 +173,6 @@ class RedisRateLimiter:
     # after the round trip before it went out, so their deadlines fall after that round
     # trip's own: a batch never starts already out of time.
     async def _call(self, command: bytes) -> list[int]:
-        loop = asyncio.get_running_loop()
         if not self._busy:
             self._busy = True
             try:
@@ -183,6 +182,7 @@ class RedisRateLimiter:
                 self._busy = False
                 if self._pending:
                     self._start_sender()
+        loop = asyncio.get_running_loop()
         future: asyncio.Future[list[int]] = loop.create_future()
         self._pending.append((command, future, loop.time() + self.timeout))
         if not self._busy:
