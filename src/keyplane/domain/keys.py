@@ -72,10 +72,15 @@ class VerifiedKey:
     allow_browser: bool = False
     # The budgets of a key-scoped key, computed once: they are asked for on every request.
     _key_budgets: list[tuple[str, Limits]] = field(init=False, repr=False, compare=False)
+    # Every permission name the key carries, built-in and custom: what a verification for
+    # another API checks against, computed once rather than as a union on every request.
+    names: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         limits = self.own_limits or self.scope_limits
         object.__setattr__(self, "_key_budgets", [("k:" + self.id, limits)])
+        custom = self.custom_permissions
+        object.__setattr__(self, "names", self.permissions | custom if custom else self.permissions)
 
     def budgets(self, project_id: int | None) -> list[tuple[str, Limits]]:
         """The (bucket id, limits) pairs a request on `project_id` is counted against (None:

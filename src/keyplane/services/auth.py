@@ -349,11 +349,7 @@ class Verifier:
         held: frozenset[str] = frozenset()
         try:
             if project_key and project_id is None:  # the common case, inline
-                held = (
-                    key.permissions | key.custom_permissions
-                    if key.custom_permissions
-                    else key.permissions
-                )
+                held = key.names
             else:
                 held = await self.held_names(key, project_id)
             if decision is not None and not decision.allowed:
@@ -378,9 +374,7 @@ class Verifier:
         if key.kind is KeyKind.PROJECT:
             if project_id is not None and project_id != key.project_id:
                 raise _other_project(key, project_id)
-            if not key.custom_permissions:
-                return key.permissions
-            return key.permissions | key.custom_permissions
+            return key.names
         if project_id is None:
             return key.permissions
         return key.permissions & await self._owner_holds(key, project_id)
