@@ -62,7 +62,8 @@ def _networks(proxies: tuple[str, ...]) -> tuple[IpNetwork, ...]:
 def client_ip(request: Request, trusted_proxies: list[str]) -> str | None:
     """The client's address: the peer, or with trusted proxies in front the right-most
     X-Forwarded-For entry that is not itself a trusted proxy."""
-    peer = request.client.host if request.client else None
+    client = request.scope.get("client")  # as request.client, without building an Address
+    peer: str | None = client[0] if client else None
     if not trusted_proxies or peer is None:
         return peer
     trusted = _networks(tuple(trusted_proxies))
@@ -140,6 +141,8 @@ def _utf8_path(request: Request) -> None:
     """Starlette turns percent-encoded bytes that are not UTF-8 into U+FFFD; an id such as a
     user's external id or a label name must not be silently stored that way."""
     raw = request.scope.get("raw_path") or b""
+    if raw.isascii() and b"%" not in raw:
+        return  # nothing percent-encoded, and ASCII is UTF-8: the common case, decided here
     try:
         urllib.parse.unquote_to_bytes(raw).decode("utf-8")
     except UnicodeDecodeError:
