@@ -484,6 +484,7 @@ class Server:
     """One server process; `stop` is safe to call more than once."""
 
     sessions: PgSessions | None = None
+    ready_path = "/readyz"  # answers 200 once the server can serve
 
     def __init__(
         self, name: str, argv: list[str], port: int, env: dict[str, str], workdir: Path
@@ -541,7 +542,7 @@ class Server:
                 if self.process.poll() is not None:
                     break
                 with contextlib.suppress(httpx.HTTPError):
-                    response = await client.get(f"http://127.0.0.1:{self.port}/readyz")
+                    response = await client.get(f"http://127.0.0.1:{self.port}{self.ready_path}")
                     if response.status_code == 200:
                         return
                 await asyncio.sleep(0.2)
