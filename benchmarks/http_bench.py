@@ -111,7 +111,7 @@ BENCH_DATABASE = "keyplane_bench"
 # --- load generator ------------------------------------------------------------------------
 
 
-class _Connection(asyncio.Protocol):
+class Connection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection: write a request, wait for the whole response."""
 
     def __init__(self) -> None:
@@ -361,7 +361,7 @@ async def generate_load(
     latencies, statuses = load.latencies, load.statuses
 
     async def worker() -> None:
-        _, connection = await loop.create_connection(_Connection, "127.0.0.1", server.port)
+        _, connection = await loop.create_connection(Connection, "127.0.0.1", server.port)
         clock = time.perf_counter
         next_at = clock()
         try:
@@ -378,7 +378,7 @@ async def generate_load(
                 except ConnectionError:
                     load.errors += 1
                     _, connection = await loop.create_connection(
-                        _Connection, "127.0.0.1", server.port
+                        Connection, "127.0.0.1", server.port
                     )
                     continue
                 latencies.append(clock() - sent)
@@ -484,12 +484,18 @@ class Server:
     """One server process; `stop` is safe to call more than once."""
 
     sessions: PgSessions | None = None
-    ready_path = "/readyz"  # answers 200 once the server can serve
 
     def __init__(
-        self, name: str, argv: list[str], port: int, env: dict[str, str], workdir: Path
+        self,
+        name: str,
+        argv: list[str],
+        port: int,
+        env: dict[str, str],
+        workdir: Path,
+        ready_path: str = "/readyz",  # answers 200 once the server can serve
     ) -> None:
         self.name, self.argv, self.port, self.env, self.workdir = name, argv, port, env, workdir
+        self.ready_path = ready_path
         self.log = workdir / f"{name.replace(' ', '_').replace('+', '')}-{port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 

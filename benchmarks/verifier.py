@@ -304,16 +304,21 @@ async def in_process(settings: Settings, key: str, budget: float) -> list[Result
 
 
 # --- remote latency --------------------------------------------------------------------------
-def start_server(
-    settings: Settings, port: int, cwd: Path, command: list[str] | None = None
-) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYPLANE_")} | {
+def server_env(settings: Settings) -> dict[str, str]:
+    """A server process's environment: this run's database and secret, nothing inherited."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("KEYPLANE_")} | {
         "KEYPLANE_DATABASE_URL": settings.database_url,
         "KEYPLANE_SECRET_KEY": SECRET,
         "KEYPLANE_DATA_DIR": str(settings.data_dir),
         "KEYPLANE_LOG_FORMAT": "json",
         "PYTHONPATH": str(Path(__file__).parent),
     }
+
+
+def start_server(
+    settings: Settings, port: int, cwd: Path, command: list[str] | None = None
+) -> subprocess.Popen[bytes]:
+    env = server_env(settings)
     keyplane = Path(sys.executable).parent / "keyplane"
     process = subprocess.Popen(
         [*(command or [str(keyplane), "serve"]), "--port", str(port)],
