@@ -49,7 +49,7 @@ from pathlib import Path
 
 import http_bench
 import verifier
-from http_bench import BASELINE_PATH, Connection, Server, http_request
+from http_bench import BASELINE_PATH, Connection, Server, Tenant, http_request
 
 TARGET_PLATFORM = http_bench.TARGET_RATIO  # issue 8
 TARGET_EMBEDDED = verifier.TARGET_RATIO  # issue 10
@@ -150,49 +150,35 @@ async def platform(options: argparse.Namespace, workdir: Path, out: Path) -> lis
         redis_env = http_bench.server_env(pg_url, workdir, options.redis_url)
         pg = await asyncio.to_thread(http_bench.setup_tenant, pg_env, workdir)
 
-        def keyplane(name: str, env: dict[str, str]) -> Server:
+        def off(label: str, name: str, env: dict[str, str], tenant: Tenant) -> Row:
+            """The authentication-off server and route: a baseline."""
+            server = Server.baseline(name, env, workdir)
+            path = BASELINE_PATH.format(project_id=tenant.project_id)
+            return Row(label, server, path, tenant.secret)
+
+        def on(label: str, name: str, env: dict[str, str], tenant: Tenant, baseline: Row) -> Row:
+            """`keyplane serve` and the real route, compared with `baseline`."""
             server = Server.keyplane(name, env, workdir)
             # `keyplane` is a script: valgrind must run the interpreter, not the launcher.
             server.argv = [sys.executable, *server.argv]
-            return server
+            path = f"/v1/projects/{tenant.project_id}"
+            return Row(label, server, path, tenant.secret, baseline.label, TARGET_PLATFORM)
 
-        sqlite_off, pg_off = "SQLite, authentication off", "PostgreSQL, authentication off"
+        sqlite_off = off("SQLite, authentication off", "open sqlite", sqlite_env, sqlite)
+        pg_off = off("PostgreSQL, authentication off", "open postgres", pg_env, pg)
         rows = [
-            Row(
-                sqlite_off,
-                Server.baseline("open sqlite", sqlite_env, workdir),
-                BASELINE_PATH.format(project_id=sqlite.project_id),
-                sqlite.secret,
-            ),
-            Row(
+            sqlite_off,
+            on(
                 "SQLite + memory limiter, authenticated",
-                keyplane("sqlite memory", sqlite_env),
-                f"/v1/projects/{sqlite.project_id}",
-                sqlite.secret,
+                "sqlite memory",
+                sqlite_env,
+                sqlite,
                 sqlite_off,
-                TARGET_PLATFORM,
             ),
-            Row(
-                pg_off,
-                Server.baseline("open postgres", pg_env, workdir),
-                BASELINE_PATH.format(project_id=pg.project_id),
-                pg.secret,
-            ),
-            Row(
-                "PostgreSQL + memory limiter, authenticated",
-                keyplane("postgres memory", pg_env),
-                f"/v1/projects/{pg.project_id}",
-                pg.secret,
-                pg_off,
-                TARGET_PLATFORM,
-            ),
-            Row(
-                "PostgreSQL + Redis limiter, authenticated",
-                keyplane("postgres redis", redis_env),
-                f"/v1/projects/{pg.project_id}",
-                pg.secret,
-                pg_off,
-                TARGET_PLATFORM,
+            pg_off,
+            on("PostgreSQL + memory limiter, authenticated", "postgres memory", pg_env, pg, pg_off),
+            on(
+                "PostgreSQL + Redis limiter, authenticated", "postgres redis", redis_env, pg, pg_off
             ),
         ]
         await http_bench.flush_redis(options.redis_url)
