@@ -210,14 +210,16 @@ def _path_project_id(request: Request) -> int:
         ) from None
 
 
-async def _key_principal(request: Request, permission: Permission, project_id: int) -> Principal:
+async def _key_principal(
+    request: Request, permission: Permission, project_id: int, headers: Mapping[str, str]
+) -> Principal:
     """The request gate for an API key on a project: authenticate, rate-limit, refuse a key
-    sent from a browser, authorize `permission`. Raises the first error."""
+    sent from a browser, authorize `permission`. Raises the first error. `headers`: the
+    gate's, from `_gate_headers`."""
     rt = runtime(request)
     started = time.perf_counter()
     ip = client_ip(request, rt.settings.trusted_proxies)
     request.scope.setdefault("state", {})["client_ip"] = ip
-    headers = _gate_headers(request)
     admission = await rt.verifier.admit(
         headers.get("authorization"), ip, project_id, permission, headers.get("user-agent")
     )
@@ -235,7 +237,8 @@ def require(permission: Permission) -> Any:
     project. Returns the Principal."""
 
     async def guard(request: Request) -> Principal:
-        return await _key_principal(request, permission, _path_project_id(request))
+        project_id = _path_project_id(request)
+        return await _key_principal(request, permission, project_id, _gate_headers(request))
 
     # The guard remembers its permission so that tests can enumerate which endpoint needs
     # which permission (the permission-by-endpoint matrix).
@@ -320,12 +323,13 @@ def caller(permission: Permission) -> Any:
     async def guard(request: Request) -> ProjectCaller:
         project_id = _path_project_id(request)
         rt = runtime(request)
-        if request.headers.get("authorization") is None:
+        headers = _gate_headers(request)
+        if headers.get("authorization") is None:
             actor = await management_actor(request)  # the session path
             async with rt.sessions() as db:
                 await rt.keys.require(db, actor, project_id, permission)
             return ProjectCaller(actor, None)
-        principal = await _key_principal(request, permission, project_id)
+        principal = await _key_principal(request, permission, project_id, headers)
         key = principal.key
         actor = Actor(
             user_id=key.user_id,
