@@ -111,3 +111,25 @@ async def test_rotation_shows_how_many_systems_still_use_the_old_secret(
         fresh = (await client.get(f"{keys}/{rotated['id']}", headers=bearer(admin))).json()
         assert fresh["rotation"] is None
         assert [c["ip"] for c in fresh["clients"]] == ["10.0.0.1"]
+
+
+async def test_a_large_flush_is_written_whole(world: World) -> None:
+    # A busy process can see tens of thousands of (key, address) pairs between flushes: more
+    # rows than one statement may carry bind parameters for (32,767 on both databases). The
+    # flush must write them all, not fail and keep them forever.
+    from keyplane.adapters.sql.models import KeyClient
+
+    key = await world.project_key("project:read")
+    key_id = (await world.runtime.verifier.verify(f"Bearer {key}")).id
+    usage = world.runtime.usage
+    pairs = 7_000
+    for n in range(pairs):
+        address = f"10.{n // 65536}.{n // 256 % 256}.{n % 256}"
+        usage.record(key_id, f"invoices:read{n}", 200, 1_800_000_000.0, address, "agent/1.0")
+        world.runtime.verifier.used[key_id] = 1_800_000_000.0
+    await world.runtime.changes.flush()
+    assert not usage.counts
+    assert not usage.clients
+    async with world.runtime.sessions() as db:
+        assert await db.scalar(select(func.count()).select_from(KeyClient)) == pairs
+        assert await db.scalar(select(func.sum(KeyUsageHourly.count))) == pairs

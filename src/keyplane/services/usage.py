@@ -6,7 +6,9 @@ the next one, so nothing counted is lost while the process lives."""
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,7 +44,7 @@ def status_class(status: int) -> str:
     return "success"
 
 
-@dataclass
+@dataclass(slots=True)  # one per (key, address) until the next flush: no __dict__ each
 class ClientSeen:
     first: float
     last: float
@@ -58,6 +60,7 @@ class UsageBuffer:
         self.counts: Counter[UsageKey] = Counter()
         self.clients: Clients = {}
         self.max_entries = max_entries
+        self._hour = 0
 
     def record(
         self,
@@ -69,12 +72,19 @@ class UsageBuffer:
         user_agent: str | None = None,
     ) -> None:
         hour = int(at) // HOUR * HOUR
+        if hour == self._hour:  # the same int object in every entry of the hour
+            hour = self._hour
+        else:
+            self._hour = hour
         klass = "success" if status < 400 else status_class(status)  # no call when it succeeded
         self.counts[(key_id, hour, klass, permission or "")] += 1
         client = (key_id, (ip or "unknown")[:64])
         seen = self.clients.get(client)
         if seen is None:
-            self.clients[client] = ClientSeen(at, at, 1, (user_agent or "")[:400] or None)
+            # Interned: most clients send one of a few User-Agents, and each request decodes
+            # its own copy.
+            agent = sys.intern(user_agent[:400]) if user_agent else None
+            self.clients[client] = ClientSeen(at, at, 1, agent)
         else:
             seen.last, seen.count = at, seen.count + 1
 
@@ -98,7 +108,7 @@ class UsageBuffer:
 
 
 async def add_counts(db: AsyncSession, counts: Counter[UsageKey]) -> None:
-    """Add counts to the hourly rows: one multi-row upsert per flush."""
+    """Add counts to the hourly rows: multi-row upserts of ROWS_PER_STATEMENT rows."""
     if not counts:
         return
     rows = [
@@ -111,12 +121,24 @@ async def add_counts(db: AsyncSession, counts: Counter[UsageKey]) -> None:
         }
         for (key_id, hour, klass, permission), count in counts.items()
     ]
-    statement = _insert(db)(KeyUsageHourly).values(rows)
-    statement = statement.on_conflict_do_update(
-        index_elements=["key_id", "hour", "status_class", "permission"],
-        set_={"count": KeyUsageHourly.count + statement.excluded.count},
-    )
-    await db.execute(statement)
+    for chunk in _chunks(rows):
+        statement = _insert(db)(KeyUsageHourly).values(chunk)
+        statement = statement.on_conflict_do_update(
+            index_elements=["key_id", "hour", "status_class", "permission"],
+            set_={"count": KeyUsageHourly.count + statement.excluded.count},
+        )
+        await db.execute(statement)
+
+
+# Rows per multi-row upsert: a statement may carry at most 32,767 bind parameters (asyncpg;
+# SQLite's default is 32,766), and compiling one for tens of thousands of rows took more
+# memory than the whole key cache. 1,000 rows of six columns stay far below both.
+ROWS_PER_STATEMENT = 1_000
+
+
+def _chunks(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        yield rows[start : start + ROWS_PER_STATEMENT]
 
 
 def _insert(db: AsyncSession) -> Any:
@@ -124,7 +146,7 @@ def _insert(db: AsyncSession) -> Any:
 
 
 async def add_clients(db: AsyncSession, clients: Clients) -> None:
-    """Merge the clients seen since the last flush: one multi-row upsert."""
+    """Merge the clients seen since the last flush: multi-row upserts, as counts."""
     if not clients:
         return
     rows = [
@@ -138,16 +160,17 @@ async def add_clients(db: AsyncSession, clients: Clients) -> None:
         }
         for (key_id, ip), seen in clients.items()
     ]
-    statement = _insert(db)(KeyClient).values(rows)
-    statement = statement.on_conflict_do_update(
-        index_elements=["key_id", "ip"],
-        set_={
-            "count": KeyClient.count + statement.excluded.count,
-            "last_seen": statement.excluded.last_seen,
-            "user_agent": statement.excluded.user_agent,
-        },
-    )
-    await db.execute(statement)
+    for chunk in _chunks(rows):
+        statement = _insert(db)(KeyClient).values(chunk)
+        statement = statement.on_conflict_do_update(
+            index_elements=["key_id", "ip"],
+            set_={
+                "count": KeyClient.count + statement.excluded.count,
+                "last_seen": statement.excluded.last_seen,
+                "user_agent": statement.excluded.user_agent,
+            },
+        )
+        await db.execute(statement)
 
 
 async def clients_since(

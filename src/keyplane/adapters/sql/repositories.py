@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import BindParameter, Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyplane.adapters.sql.models import (
@@ -84,6 +85,13 @@ def _permission_sets(names: tuple[str, ...]) -> tuple[frozenset[Permission], fro
     )
 
 
+@lru_cache(maxsize=4096)
+def _org_id(org_id: int) -> int:
+    """One int object per organization rather than one per cached key (each row decodes its
+    own)."""
+    return org_id
+
+
 def to_verified(row: ApiKey, org: Organization) -> VerifiedKey:
     shared = org_limits(org)
     own = effective_limits(org.plan, shared, row.rate_limit) if row.rate_limit else None
@@ -92,7 +100,7 @@ def to_verified(row: ApiKey, org: Organization) -> VerifiedKey:
         id=row.id,
         kind=KeyKind(row.kind),
         mode=Mode(row.mode),
-        org_id=row.org_id,
+        org_id=_org_id(row.org_id),
         project_id=row.project_id,
         user_id=row.user_id,
         permissions=permissions,
@@ -219,15 +227,20 @@ async def prune_changes(db: AsyncSession, older_than: timedelta) -> None:
 
 
 async def touch_last_used(db: AsyncSession, used: Iterable[tuple[str, float]]) -> None:
-    """One UPDATE per key: called with a batch at most once a minute per process."""
-    for key_id, at in used:
-        moment = datetime.fromtimestamp(at, UTC)
-        await db.execute(
-            update(ApiKey)
-            .where(ApiKey.id == key_id)
-            .where((ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < moment))
-            .values(last_used_at=moment)
-        )
+    """Called with a batch at most once a minute per process: one statement executed for
+    every key (the driver pipelines them), never moving a time backwards."""
+    params = [{"key_id": key_id, "at": datetime.fromtimestamp(at, UTC)} for key_id, at in used]
+    if not params:
+        return
+    keys = cast(Table, ApiKey.__table__)  # Core: an executemany, not the ORM's bulk update
+    at: BindParameter[datetime] = bindparam("at")
+    statement = (
+        update(keys)
+        .where(keys.c.id == bindparam("key_id"))
+        .where(or_(keys.c.last_used_at.is_(None), keys.c.last_used_at < at))
+        .values(last_used_at=at)
+    )
+    await db.execute(statement, params)
 
 
 async def custom_names_in_org(db: AsyncSession, org_id: int) -> frozenset[str]:
