@@ -36,3 +36,21 @@ async def test_the_full_text_index_exists(runtime: Runtime) -> None:
             query = "SELECT indexname FROM pg_indexes WHERE indexname = 'ix_snippets_search'"
         found = (await connection.exec_driver_sql(query)).scalar()
     assert found is not None
+
+
+def test_head_names_the_newest_migration() -> None:
+    # `upgrade` skips Alembic when the database is at HEAD: a migration added without moving
+    # HEAD would never run.
+    from alembic.script import ScriptDirectory
+
+    from keyplane.adapters.sql.migrate import HEAD, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD
+
+
+async def test_a_database_at_head_is_not_migrated_again(runtime: Runtime) -> None:
+    from keyplane.adapters.sql.migrate import HEAD, current_revision, upgrade
+
+    assert await current_revision(runtime.engine) == HEAD
+    await upgrade(runtime.engine)  # a no-op, without Alembic
+    assert await current_revision(runtime.engine) == HEAD
