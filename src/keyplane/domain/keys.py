@@ -70,26 +70,23 @@ class VerifiedKey:
     custom_permissions: frozenset[str] = frozenset()
     # A test key its owner marked for use from web pages (issue 11); never a live key.
     allow_browser: bool = False
-    # The budgets of a key-scoped key, computed once: they are asked for on every request.
-    _key_budgets: list[tuple[str, Limits]] = field(init=False, repr=False, compare=False)
     # Every permission name the key carries, built-in and custom: what a verification for
     # another API checks against, computed once rather than as a union on every request.
     names: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        limits = self.own_limits or self.scope_limits
-        object.__setattr__(self, "_key_budgets", [("k:" + self.id, limits)])
         custom = self.custom_permissions
         object.__setattr__(self, "names", self.permissions | custom if custom else self.permissions)
 
     def budgets(self, project_id: int | None) -> list[tuple[str, Limits]]:
         """The (bucket id, limits) pairs a request on `project_id` is counted against (None:
-        a request outside any project, such as /v1/me). Shared lists: callers must not
-        change them."""
+        a request outside any project, such as /v1/me). A key's own budget is named by its id
+        (ids start with "key_"; shared ones are "p:<project>" and "o:<org>"). Built per
+        request, not kept: a kept list and name cost ~190 bytes per cached key (DESIGN §10)."""
         scope = self.scope
         if scope is _KEY or (scope is _PROJECT_SCOPE and project_id is None):
-            return self._key_budgets
-        own = ("k:" + self.id, self.own_limits) if self.own_limits else None
+            return [(self.id, self.own_limits or self.scope_limits)]
+        own = (self.id, self.own_limits) if self.own_limits else None
         shared = (
             ("p:" + str(project_id), self.scope_limits)
             if self.scope is Scope.PROJECT

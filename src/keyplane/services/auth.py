@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from keyplane.adapters.memory.lru import LRUCache
+from keyplane.adapters.memory.lru import LRUCache, RecentSet
 from keyplane.adapters.memory.ratelimit import MemoryRateLimiter
 from keyplane.domain.errors import (
     InsufficientPermissions,
@@ -147,9 +147,11 @@ class Verifier:
         self._load_custom = load_custom
         # org id -> custom permission names registered in its projects
         self.custom: LRUCache[int, frozenset[str]] = LRUCache(max(1, cache_size // 10))
-        # Lookup hashes that were valid keys once. They outlive cache invalidations, so that a
-        # throttled address can still re-load a key it was already using.
-        self._known: LRUCache[bytes, bool] = LRUCache(cache_size)
+        # Keys that were valid once, by the first 56 bits of their lookup hash (an int is half
+        # the size of the hash; a collision could only spare one throttled lookup). They outlive
+        # cache invalidations, so that a throttled address can still re-load a key it was
+        # already using.
+        self._known: RecentSet[int] = RecentSet(cache_size)
         self._org_access_seen: dict[int, int] = {}
         # key id -> last use (unix seconds), drained by the change feed's periodic flush
         self.used: dict[str, float] = {}
@@ -225,7 +227,7 @@ class Verifier:
             else [("svc:" + service, self._service_failure_limits)]
         )
         throttle = self._failures.peek(failures)
-        if not throttle.allowed and self._known.get(lookup) is None:
+        if not throttle.allowed and _known_id(lookup) not in self._known:
             retry = throttle.retry_after
             raise RateLimitExceeded(
                 f"Too many failed authentication attempts from your address. Please retry "
@@ -240,7 +242,7 @@ class Verifier:
             self._failures.decide(failures)
             raise InvalidApiKey(NO_SUCH_KEY)
         self.keys.put(token, key)
-        self._known.put(lookup, True)
+        self._known.add(_known_id(lookup))
         return key
 
     async def authorize(
@@ -453,6 +455,10 @@ class Verifier:
     def drain_used(self) -> dict[str, float]:
         used, self.used = self.used, {}
         return used
+
+
+def _known_id(lookup: bytes) -> int:
+    return int.from_bytes(lookup[:7])
 
 
 def _test_keys_refused() -> WrongEnvironment:

@@ -47,3 +47,22 @@ class LRUCache(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+class RecentSet(Generic[K]):
+    """The members added most recently: at least the last `maxsize // 2`, never more than
+    `maxsize` (or 2). Two plain sets in turn — the newer fills, then replaces the older — at
+    under half an ordered dict's memory per member, for sets whose bound need not be exact."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._generation = max(1, maxsize // 2)
+        self._newer: set[K] = set()
+        self._older: set[K] = set()
+
+    def add(self, member: K) -> None:
+        if len(self._newer) >= self._generation:
+            self._older, self._newer = self._newer, set()
+        self._newer.add(member)
+
+    def __contains__(self, member: object) -> bool:
+        return member in self._newer or member in self._older

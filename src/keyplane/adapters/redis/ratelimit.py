@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
 from keyplane.adapters.redis.channel import Channel
-from keyplane.domain.ratelimit import DAY_MS, Decision, Limits, check, combine
+from keyplane.domain.ratelimit import Decision, Limits, bucket_state, check, combine
 from keyplane.services.ratelimit import LimiterUnavailable, Versions
 
 log = structlog.get_logger(__name__)
@@ -154,11 +154,10 @@ class RedisRateLimiter:
                 "refuse requests meanwhile; retry in a few seconds."
             ) from None
         now_ms = int(raw[0])
-        day = now_ms // DAY_MS
         decisions = []
         for index, (_, limits) in enumerate(budgets):
-            debt, count = int(raw[1 + 2 * index]), int(raw[2 + 2 * index])
-            decisions.append(check((debt, now_ms, day, count), limits, now_ms)[0])
+            state = bucket_state(int(raw[1 + 2 * index]), now_ms, int(raw[2 + 2 * index]))
+            decisions.append(check(state, limits, now_ms)[0])
         decision = combine(decisions) if len(decisions) > 1 else decisions[0]
         return decision, Versions(key=int(raw[-2]), access=int(raw[-1]))
 
