@@ -66,3 +66,7 @@ class RecentSet(Generic[K]):
 
     def __contains__(self, member: object) -> bool:
         return member in self._newer or member in self._older
+
+    def __len__(self) -> int:
+        """Entries held (a member re-added after a turn is held twice until the next)."""
+        return len(self._newer) + len(self._older)

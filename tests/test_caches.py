@@ -1,0 +1,36 @@
+"""The bounded in-process structures that keep memory flat whatever the number of keys."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from keyplane.adapters.memory.lru import LRUCache, RecentSet
+
+
+@given(st.integers(min_value=1, max_value=40), st.lists(st.integers(0, 100), max_size=300))
+def test_a_recent_set_holds_the_latest_members_within_its_bound(
+    maxsize: int, added: list[int]
+) -> None:
+    recent: RecentSet[int] = RecentSet(maxsize)
+    for n, member in enumerate(added, start=1):
+        recent.add(member)
+        latest = added[max(0, n - maxsize // 2) : n]
+        assert all(m in recent for m in latest)
+        assert len(recent) <= max(maxsize, 2)
+    assert not any(m in recent for m in set(range(101)) - set(added))
+
+
+@given(st.integers(min_value=1, max_value=40), st.lists(st.integers(0, 100), max_size=300))
+def test_an_lru_cache_keeps_the_most_recently_used(maxsize: int, used: list[int]) -> None:
+    cache: LRUCache[int, int] = LRUCache(maxsize)
+    for n in used:
+        if cache.get(n) is None:
+            cache.put(n, n * 2)
+        assert len(cache) <= maxsize
+    recent: list[int] = []
+    for n in reversed(used):
+        if n not in recent:
+            recent.append(n)
+    for n in recent[:maxsize]:
+        assert cache.get(n) == n * 2
