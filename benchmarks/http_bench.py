@@ -56,7 +56,7 @@ What one run measures (everything on loopback; the load generator is in this fil
 Results: printed, and written to ``benchmarks/results/`` (git-ignored) as ``results.md``,
 ``results.json`` and ``results.png``.
 
-Run:  .venv/bin/python benchmarks/http_bench.py           (or ``make bench``; about 7 minutes)
+Run:  .venv/bin/python benchmarks/http_bench.py           (or ``make bench``; about 12 minutes)
       .venv/bin/python benchmarks/http_bench.py --quick   (about 1.5 minutes; 100k keys)
 Needs PostgreSQL (``--postgres-url``, a database ``keyplane_bench`` is created and dropped)
 and Redis (``--redis-url``, database 12 by default, which is FLUSHDB'd before and after).
@@ -99,6 +99,7 @@ ADDED_P99_MS = 1.0  # p99 latency authentication + rate limiting may add at mode
 # small machine: it kept a core 70-100% busy, and Redis then waited for a core of its own.
 MODERATE_RPS = 100.0
 RSS_LIMIT_MB = 250.0  # DESIGN §10, one API process with 1,000,000 keys under load
+KEY_CACHE_SIZE = 100_000  # KEYPLANE_KEY_CACHE_SIZE's default: the memory target's worst case
 UNCHANGED_TOLERANCE = 1.25  # "latency unchanged": large/small median within this factor
 LATENCY_KEYS = 999  # first-use and cached latency: the same keys at both sizes
 KEYS_PER_PROJECT = 10
@@ -1178,19 +1179,24 @@ def scale_lines(phases: list[ScalePhase]) -> tuple[list[str], bool]:
             f"{UNCHANGED_TOLERANCE:.2f}x): **{met(unchanged)}**"
         )
     peak = max((p.load.rss_mb for p in phases if p.keys == large), default=0.0)
-    rss_ok = peak < RSS_LIMIT_MB
-    ok &= rss_ok
     spread = [p for p in phases if p.keys == large and p.phase.startswith("spread")]
     detail = ""
+    cached = 0.0
     if spread:
         s = spread[0]
+        cached = s.extra.get("cache_entries", math.nan)
         detail = (
             f", after {s.load.requests:,} distinct keys in {s.load.seconds:.0f} s with "
-            f"{s.extra.get('cache_entries', math.nan):,.0f} in the cache"
+            f"{cached:,.0f} in the cache"
         )
+    # The worst case is a full cache: a peak measured before it filled proves nothing.
+    full = cached >= KEY_CACHE_SIZE
+    rss_ok = peak < RSS_LIMIT_MB and full
+    ok &= rss_ok
+    verdict = met(rss_ok) if full else f"NOT SHOWN: the cache never held {KEY_CACHE_SIZE:,}"
     lines.append(
         f"- one API process with {large:,} keys under load: peak RSS {peak:.0f} MB{detail} "
-        f"(target < {RSS_LIMIT_MB:.0f} MB: **{met(rss_ok)}**)"
+        f"(target < {RSS_LIMIT_MB:.0f} MB with a full cache: **{verdict}**)"
     )
     failed = sum(p.load.failed for p in phases)
     if failed:
@@ -1531,7 +1537,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         connections=args.connections,
         keys=args.keys if args.keys is not None else (100_000 if quick else 1_000_000),
         spread_keys=args.spread_keys or (5_000 if quick else 110_000),
-        spread_max_seconds=60.0 if quick else 240.0,
+        # Long enough for the default spread to fill the cache (~360 new keys/s seen here).
+        spread_max_seconds=60.0 if quick else 900.0,
         postgres_url=args.postgres_url,
         redis_url=args.redis_url,
     )

@@ -212,3 +212,27 @@ async def test_end_to_end_a_request_from_a_new_network_is_alerted_in_the_backgro
     [alert] = listed.json()["data"]
     assert alert["kind"] == "new_network"
     assert alert["details"]["ip"] == "198.51.100.7"
+
+
+async def test_many_keys_are_judged_in_batches(
+    world: World, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Batches of two: every key past the first batch must still be judged, once.
+    monkeypatch.setattr("keyplane.services.anomalies.BATCH", 2)
+    spiking, moving = [], []
+    for _ in range(3):
+        key_id = await _key_id(world)
+        await _usage(runtime, key_id, {CURRENT - timedelta(hours=h): 40 for h in range(1, 49)})
+        await _usage(runtime, key_id, {CURRENT: 250})
+        spiking.append(key_id)
+    for _ in range(3):
+        key_id = await _key_id(world)
+        await _client(runtime, key_id, "10.1.2.3", NOW - timedelta(days=3))
+        await _client(runtime, key_id, "10.1.9.9", NOW - timedelta(minutes=6))  # same /16
+        await _client(runtime, key_id, "198.51.100.7", NOW - timedelta(minutes=5))
+        moving.append(key_id)
+    assert await runtime.anomalies.run_once(NOW) == 6
+    assert await runtime.anomalies.run_once(NOW) == 0
+    alerts = await _alerts(runtime)
+    assert sorted(a.key_id for a in alerts if a.kind == "volume_spike") == sorted(spiking)
+    assert sorted(a.key_id for a in alerts if a.kind == "new_network") == sorted(moving)

@@ -9,13 +9,14 @@ the request path (services/auth_failures.py)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keyplane.adapters.sql.models import Alert, ApiKey, KeyClient, KeyUsageHourly
@@ -30,6 +31,18 @@ log = structlog.get_logger(__name__)
 
 HISTORY = timedelta(days=7)
 NEW_CLIENT_LOOKBACK = timedelta(hours=2)
+# Keys (or clients) judged per query: memory and query size stay bounded whatever the number
+# of keys in use (an IN list of 500 is far below any bind-parameter limit).
+BATCH = 500
+
+
+class Sighting(NamedTuple):
+    """A client (address) first seen using a key lately."""
+
+    key_id: str
+    ip: str
+    user_agent: str | None
+    first_seen: datetime
 
 
 def load_geoip(path: Path | None) -> GeoTable | None:
@@ -98,29 +111,26 @@ class AnomalyDetector:
         return raised
 
     async def _usage_signals(self, db: AsyncSession, current: datetime) -> int:
-        active = select(KeyUsageHourly.key_id).where(KeyUsageHourly.hour == current)
-        rows = await db.execute(
-            select(
-                KeyUsageHourly.key_id,
-                KeyUsageHourly.hour,
-                KeyUsageHourly.status_class,
-                func.sum(KeyUsageHourly.count),
-            )
-            .where(KeyUsageHourly.key_id.in_(active.distinct()))
-            .where(KeyUsageHourly.hour >= current - HISTORY)
-            .group_by(KeyUsageHourly.key_id, KeyUsageHourly.hour, KeyUsageHourly.status_class)
-        )
-        histories: dict[str, KeyHistory] = defaultdict(KeyHistory)
-        for key_id, hour, klass, count in rows:
-            history = histories[key_id]
-            history.totals[_hour(hour)] += int(count)
-            if klass == FORBIDDEN:
-                history.forbidden[_hour(hour)] += int(count)
+        """Judge every key used this hour, BATCH keys at a time: with 100,000 keys in use a
+        single query held all of their week-long histories in memory at once."""
         raised = 0
-        for key_id, history in histories.items():
-            for spec in self._judge(key_id, history, current):
-                raised += await self._raise(db, key_id, spec) is not None
-        return raised
+        after = ""
+        while True:
+            keys = (
+                await db.scalars(
+                    select(KeyUsageHourly.key_id)
+                    .where(KeyUsageHourly.hour == current, KeyUsageHourly.key_id > after)
+                    .group_by(KeyUsageHourly.key_id)
+                    .order_by(KeyUsageHourly.key_id)
+                    .limit(BATCH)
+                )
+            ).all()
+            if not keys:
+                return raised
+            after = keys[-1]
+            for key_id, history in (await _histories(db, keys, current)).items():
+                for spec in self._judge(key_id, history, current):
+                    raised += await self._raise(db, key_id, spec) is not None
 
     def _judge(self, key_id: str, history: KeyHistory, current: datetime) -> list[AlertSpec]:
         t = self.t
@@ -185,29 +195,44 @@ class AnomalyDetector:
         return found
 
     async def _network_signals(self, db: AsyncSession, now: datetime) -> int:
-        fresh = (
-            await db.scalars(
-                select(KeyClient).where(KeyClient.first_seen >= now - NEW_CLIENT_LOOKBACK)
-            )
-        ).all()
+        """Compare each client first seen lately with the key's earlier ones, BATCH clients
+        at a time, with one query for the earlier clients of a whole batch."""
         raised = 0
-        for client in fresh:
-            since = aware(client.first_seen) or now
-            earlier = (
-                await db.scalars(
-                    select(KeyClient.ip).where(
-                        KeyClient.key_id == client.key_id, KeyClient.first_seen < since
+        after = ("", "")
+        while True:
+            fresh = [
+                Sighting(*row)
+                for row in await db.execute(
+                    select(
+                        KeyClient.key_id, KeyClient.ip, KeyClient.user_agent, KeyClient.first_seen
                     )
+                    .where(KeyClient.first_seen >= now - NEW_CLIENT_LOOKBACK)
+                    .where(tuple_(KeyClient.key_id, KeyClient.ip) > tuple_(*after))
+                    .order_by(KeyClient.key_id, KeyClient.ip)
+                    .limit(BATCH)
                 )
-            ).all()
-            if not earlier:
-                continue  # a key's first client defines its normal
-            spec = self._new_place(client, list(earlier))
-            if spec is not None:
-                raised += await self._raise(db, client.key_id, spec) is not None
-        return raised
+            ]
+            if not fresh:
+                return raised
+            after = (fresh[-1].key_id, fresh[-1].ip)
+            seen: dict[str, list[tuple[str, datetime]]] = defaultdict(list)
+            rows = await db.execute(
+                select(KeyClient.key_id, KeyClient.ip, KeyClient.first_seen).where(
+                    KeyClient.key_id.in_({client.key_id for client in fresh})
+                )
+            )
+            for key_id, ip, first_seen in rows:
+                seen[key_id].append((ip, aware(first_seen) or now))
+            for client in fresh:
+                since = aware(client.first_seen) or now
+                earlier = [ip for ip, first in seen[client.key_id] if first < since]
+                if not earlier:
+                    continue  # a key's first client defines its normal
+                spec = self._new_place(client, earlier)
+                if spec is not None:
+                    raised += await self._raise(db, client.key_id, spec) is not None
 
-    def _new_place(self, client: KeyClient, earlier: list[str]) -> AlertSpec | None:
+    def _new_place(self, client: Sighting, earlier: list[str]) -> AlertSpec | None:
         if self.geoip is not None:
             country = self.geoip.country(client.ip)
             known = {c for c in map(self.geoip.country, earlier) if c is not None}
@@ -257,6 +282,30 @@ class AnomalyDetector:
             user_agent=spec.user_agent,
         )
         return await raise_alert(db, placed)
+
+
+async def _histories(
+    db: AsyncSession, keys: Sequence[str], current: datetime
+) -> dict[str, KeyHistory]:
+    """The hourly totals and 403s of `keys` over the week up to `current`."""
+    rows = await db.execute(
+        select(
+            KeyUsageHourly.key_id,
+            KeyUsageHourly.hour,
+            KeyUsageHourly.status_class,
+            func.sum(KeyUsageHourly.count),
+        )
+        .where(KeyUsageHourly.key_id.in_(keys))
+        .where(KeyUsageHourly.hour >= current - HISTORY)
+        .group_by(KeyUsageHourly.key_id, KeyUsageHourly.hour, KeyUsageHourly.status_class)
+    )
+    histories: dict[str, KeyHistory] = defaultdict(KeyHistory)
+    for key_id, hour, klass, count in rows:
+        history = histories[key_id]
+        history.totals[_hour(hour)] += int(count)
+        if klass == FORBIDDEN:
+            history.forbidden[_hour(hour)] += int(count)
+    return histories
 
 
 def _details(finding: Finding, window: str) -> dict[str, Any]:
