@@ -56,6 +56,7 @@ bench: install
 	$(BIN)/python benchmarks/ratelimit.py
 	$(BIN)/python benchmarks/verifier.py
 	$(BIN)/python benchmarks/http_bench.py
+	$(BIN)/python benchmarks/memory.py
 	$(BIN)/python benchmarks/instructions.py
 
 clean:
