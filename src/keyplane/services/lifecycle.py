@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyplane.adapters.sql.models import ApiKey, AuditEvent
@@ -16,21 +16,23 @@ from keyplane.services import webhooks
 REMINDER_DAYS = (1, 7)
 
 
+def due_for_reminder(now: datetime, days: int) -> Select[tuple[str]]:
+    """Live keys expiring within `days` that have not had that reminder (a partial index,
+    ix_api_keys_expiring, serves it: it runs every few minutes in every process)."""
+    return select(ApiKey.id).where(
+        ApiKey.expires_at.is_not(None),
+        ApiKey.expires_at > now,
+        ApiKey.expires_at <= now + timedelta(days=days),
+        ApiKey.revoked_at.is_(None),
+        or_(ApiKey.expiry_notice.is_(None), ApiKey.expiry_notice > days),
+    )
+
+
 async def send_expiry_notices(db: AsyncSession, now: datetime) -> int:
     """Record the reminders that are due; returns how many were sent."""
     sent = 0
     for days in REMINDER_DAYS:
-        horizon = now + timedelta(days=days)
-        due = (
-            await db.scalars(
-                select(ApiKey.id).where(
-                    ApiKey.expires_at > now,
-                    ApiKey.expires_at <= horizon,
-                    ApiKey.revoked_at.is_(None),
-                    or_(ApiKey.expiry_notice.is_(None), ApiKey.expiry_notice > days),
-                )
-            )
-        ).all()
+        due = (await db.scalars(due_for_reminder(now, days))).all()
         for key_id in due:
             # Claim the reminder with a conditional update: of several processes running this
             # at once, exactly one changes the row, and only that one records the event.
