@@ -16,7 +16,7 @@ from keyplane.services import webhooks
 REMINDER_DAYS = (1, 7)
 
 
-def due_for_reminder(now: datetime, days: int) -> Select[tuple[str]]:
+def due_for_reminder(now: datetime, days: int) -> Select[str]:
     """Live keys expiring within `days` that have not had that reminder (a partial index,
     ix_api_keys_expiring, serves it: it runs every few minutes in every process)."""
     return select(ApiKey.id).where(
