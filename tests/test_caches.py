@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keyplane.adapters.memory.lru import LRUCache, RecentSet
+from keyplane.adapters.memory.lru import IndexedLRUCache, LRUCache, RecentSet
 
 
 @given(st.integers(min_value=1, max_value=40), st.lists(st.integers(0, 100), max_size=300))
@@ -34,3 +34,33 @@ def test_an_lru_cache_keeps_the_most_recently_used(maxsize: int, used: list[int]
             recent.append(n)
     for n in recent[:maxsize]:
         assert cache.get(n) == n * 2
+
+
+@given(
+    st.integers(min_value=1, max_value=20),
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("put"), st.integers(0, 30), st.integers(0, 10)),
+            st.tuples(st.just("drop"), st.integers(0, 10), st.just(0)),
+            st.tuples(st.just("get"), st.integers(0, 30), st.just(0)),
+        ),
+        max_size=200,
+    ),
+)
+def test_an_indexed_cache_drops_by_index_and_its_index_stays_exact(
+    maxsize: int, operations: list[tuple[str, int, int]]
+) -> None:
+    # Tokens map to key ids; a key changed elsewhere is dropped by its id (revocation must
+    # reach every cached token of it), whatever evictions happened before.
+    cache: IndexedLRUCache[int, tuple[int, int], int] = IndexedLRUCache(maxsize, lambda v: v[0])
+    for operation, a, b in operations:
+        if operation == "put":
+            cache.put(a, (b, a))
+        elif operation == "get":
+            cache.get(a)
+        else:
+            cache.pop_by_index(a)
+            assert all(v[0] != a for v in cache._data.values())
+        assert len(cache) <= maxsize
+        held = {k: v[0] for k, v in cache._data.items()}
+        assert {ident: k for k, ident in held.items()} == cache._by_index

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from keyplane.adapters.memory.lru import LRUCache, RecentSet
+from keyplane.adapters.memory.lru import IndexedLRUCache, LRUCache, RecentSet
 from keyplane.adapters.memory.ratelimit import MemoryRateLimiter
 from keyplane.domain.errors import (
     InsufficientPermissions,
@@ -127,7 +127,7 @@ class Verifier:
         self._load_key = load_key
         self._load_access = load_access
         self.accept_test_keys = accept_test_keys
-        self.keys: LRUCache[str, VerifiedKey] = LRUCache(cache_size)
+        self.keys: IndexedLRUCache[str, VerifiedKey, str] = IndexedLRUCache(cache_size, _key_id)
         self.access: LRUCache[tuple[int, int], tuple[int, frozenset[Permission]]] = LRUCache(
             cache_size
         )
@@ -443,7 +443,7 @@ class Verifier:
 
     # --- invalidation ------------------------------------------------------------------------
     def invalidate_key(self, key_id: str) -> None:
-        self.keys.evict_where(lambda _token, key: key.id == key_id)
+        self.keys.pop_by_index(key_id)
 
     def invalidate_org(self, org_id: int) -> None:
         """Memberships, roles or settings of an organization changed: re-read its keys (they
@@ -455,6 +455,10 @@ class Verifier:
     def drain_used(self) -> dict[str, float]:
         used, self.used = self.used, {}
         return used
+
+
+def _key_id(key: VerifiedKey) -> str:
+    return key.id
 
 
 def _known_id(lookup: bytes) -> int:
