@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -48,9 +49,17 @@ def test_head_names_the_newest_migration() -> None:
     assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD
 
 
-async def test_a_database_at_head_is_not_migrated_again(runtime: Runtime) -> None:
+async def test_a_database_at_head_is_not_migrated_again(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from alembic import command
+
     from keyplane.adapters.sql.migrate import HEAD, current_revision, upgrade
 
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("Alembic ran on a database already at HEAD")
+
+    monkeypatch.setattr(command, "upgrade", refuse)
     assert await current_revision(runtime.engine) == HEAD
-    await upgrade(runtime.engine)  # a no-op, without Alembic
+    await upgrade(runtime.engine)
     assert await current_revision(runtime.engine) == HEAD

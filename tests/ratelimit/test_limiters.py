@@ -249,3 +249,31 @@ async def test_a_redis_that_stops_answering_costs_at_most_the_timeout() -> None:
         server.close()
         for writer in stalled:
             writer.close()
+
+
+async def test_a_keys_own_budget_keeps_its_redis_name(redis_url: str) -> None:
+    """A key's budget is named by its id; in Redis it stays "k:<id>", as before 2026-12-07,
+    so that an upgrade does not give every key a fresh daily quota."""
+    from keyplane.domain.keyformat import Mode
+    from keyplane.domain.keys import KeyKind, VerifiedKey
+
+    key = VerifiedKey(
+        id="key_0123456789abcdef",
+        kind=KeyKind.PROJECT,
+        mode=Mode.LIVE,
+        org_id=11,
+        project_id=5,
+        user_id=None,
+        permissions=frozenset(),
+        expires_at=None,
+        revoked_at=None,
+    )
+    limiter = RedisRateLimiter.from_url(redis_url)
+    admin = aredis.Redis.from_url(redis_url)
+    try:
+        assert await limiter.hit(key.org_id, key.budgets(5), key.id) is not None
+        assert await admin.exists("kp:{o:11}:b:k:key_0123456789abcdef") == 1
+    finally:
+        await limiter.close()
+        await admin.delete("kp:{o:11}:b:k:key_0123456789abcdef")
+        await admin.aclose()

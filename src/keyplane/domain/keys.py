@@ -81,8 +81,9 @@ class VerifiedKey:
     def budgets(self, project_id: int | None) -> list[tuple[str, Limits]]:
         """The (bucket id, limits) pairs a request on `project_id` is counted against (None:
         a request outside any project, such as /v1/me). A key's own budget is named by its id
-        (ids start with "key_"; shared ones are "p:<project>" and "o:<org>"). Built per
-        request, not kept: a kept list and name cost ~190 bytes per cached key (DESIGN §10)."""
+        (ids start with "key_" and have no colon; shared ones are "p:<project>" and
+        "o:<org>"). Built per request, not kept: a kept list and name cost ~190 bytes per
+        cached key (DESIGN §10)."""
         scope = self.scope
         if scope is _KEY or (scope is _PROJECT_SCOPE and project_id is None):
             return [(self.id, self.own_limits or self.scope_limits)]

@@ -91,13 +91,20 @@ def _tag(org_id: int) -> str:
 HIT_SHA = hashlib.sha1(HIT.encode(), usedforsecurity=False).hexdigest()
 
 
+def _stored_name(bucket: str) -> str:
+    """A key's own budget is named by the key's id ("key_…", no colon; shared ones are
+    "p:<project>" and "o:<org>"); Redis keeps it as "k:<id>", the name it had before
+    2026-12-07, so that an upgrade does not hand every key a fresh daily quota."""
+    return bucket if ":" in bucket else "k:" + bucket
+
+
 @lru_cache(maxsize=16_384)
 def _hit_command(org_id: int, key_id: str, budgets: tuple[tuple[str, Limits], ...]) -> bytes:
     """One decision's EVALSHA, packed. The same bytes for every request of a key: packing
     them (hiredis formats every argument) cost more client CPU than the rest of the decision
     in Python, so they are packed once per key (bounded: a key evicted is packed again)."""
     tag = _tag(org_id)
-    keys = [f"{tag}:b:{bucket}" for bucket, _ in budgets]
+    keys = [f"{tag}:b:{_stored_name(bucket)}" for bucket, _ in budgets]
     keys += [f"{tag}:v:{key_id}", f"{tag}:acc"]
     args = [len(budgets)]
     for _, limits in budgets:
