@@ -15,7 +15,7 @@ def test_a_recent_set_holds_the_latest_members_within_its_bound(
     recent: RecentSet[int] = RecentSet(maxsize)
     for n, member in enumerate(added, start=1):
         recent.add(member)
-        latest = added[max(0, n - maxsize // 2) : n]
+        latest = added[max(0, n - max(1, maxsize // 2)) : n]
         assert all(m in recent for m in latest)
         assert len(recent) <= max(maxsize, 2)
     assert not any(m in recent for m in set(range(101)) - set(added))
@@ -43,6 +43,9 @@ def test_an_lru_cache_keeps_the_most_recently_used(maxsize: int, used: list[int]
             st.tuples(st.just("put"), st.integers(0, 30), st.integers(0, 10)),
             st.tuples(st.just("drop"), st.integers(0, 10), st.just(0)),
             st.tuples(st.just("get"), st.integers(0, 30), st.just(0)),
+            st.tuples(st.just("pop"), st.integers(0, 30), st.just(0)),
+            st.tuples(st.just("evict"), st.integers(0, 10), st.just(0)),
+            st.tuples(st.just("clear"), st.just(0), st.just(0)),
         ),
         max_size=200,
     ),
@@ -58,6 +61,15 @@ def test_an_indexed_cache_drops_by_index_and_its_index_stays_exact(
             cache.put(a, (b, a))
         elif operation == "get":
             cache.get(a)
+        elif operation == "pop":
+            cache.pop(a)
+            assert a not in cache._data
+        elif operation == "evict":
+            cache.evict_where(lambda _k, v, a=a: v[0] == a)
+            assert all(v[0] != a for v in cache._data.values())
+        elif operation == "clear":
+            cache.clear()
+            assert len(cache) == 0
         else:
             cache.pop_by_index(a)
             assert all(v[0] != a for v in cache._data.values())

@@ -254,6 +254,32 @@ async def test_last_used_is_recorded_without_a_write_per_request(
     assert row.last_used_at is not None
 
 
+async def test_last_used_times_of_many_keys_only_move_forwards(world: World) -> None:
+    # One flush writes every key's time in one batch; an older time (a process that flushed
+    # late) never moves a key's last use backwards.
+    from keyplane.adapters.sql.repositories import touch_last_used
+
+    ids = [await _key_id(world, await world.project_key("project:read")) for _ in range(3)]
+    first = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    later, earlier = first + timedelta(hours=1), first - timedelta(hours=1)
+    async with world.runtime.transaction() as db:
+        await touch_last_used(db, [(key_id, first.timestamp()) for key_id in ids])
+    async with world.runtime.transaction() as db:
+        moves = [later, earlier, first]
+        await touch_last_used(db, [(k, m.timestamp()) for k, m in zip(ids, moves, strict=True)])
+    async with world.runtime.sessions() as db:
+        found = [
+            (
+                await world.runtime.keys.project_key(
+                    db, Actor.operator(), world.project_id, key_id, Permission.API_KEY_READ
+                )
+            )[0].last_used_at
+            for key_id in ids
+        ]
+    as_utc = [moment if moment.tzinfo else moment.replace(tzinfo=UTC) for moment in found]
+    assert as_utc == [later, first, first]
+
+
 @pytest.mark.parametrize(
     ("project_id", "problem"),
     [

@@ -36,6 +36,37 @@ NEW_CLIENT_LOOKBACK = timedelta(hours=2)
 BATCH = 500
 
 
+@dataclass
+class Seen:
+    """A key's earlier clients, reduced: the first time any was seen, and the first time
+    each network and (with a country file) each country was."""
+
+    first: datetime | None = None
+    networks: dict[str, datetime] = field(default_factory=dict)
+    countries: dict[str, datetime] = field(default_factory=dict)
+
+    def add(self, ip: str, first_seen: datetime, geoip: GeoTable | None) -> None:
+        if self.first is None or first_seen < self.first:
+            self.first = first_seen
+        _keep_earliest(self.networks, network_of(ip), first_seen)
+        if geoip is not None:
+            _keep_earliest(self.countries, geoip.country(ip), first_seen)
+
+    def any_before(self, since: datetime) -> bool:
+        return self.first is not None and self.first < since
+
+    def networks_before(self, since: datetime) -> set[str]:
+        return {network for network, first in self.networks.items() if first < since}
+
+    def countries_before(self, since: datetime) -> set[str]:
+        return {country for country, first in self.countries.items() if first < since}
+
+
+def _keep_earliest(firsts: dict[str, datetime], name: str | None, moment: datetime) -> None:
+    if name is not None and (name not in firsts or moment < firsts[name]):
+        firsts[name] = moment
+
+
 class Sighting(NamedTuple):
     """A client (address) first seen using a key lately."""
 
@@ -215,27 +246,39 @@ class AnomalyDetector:
             if not fresh:
                 return raised
             after = (fresh[-1].key_id, fresh[-1].ip)
-            seen: dict[str, list[tuple[str, datetime]]] = defaultdict(list)
-            rows = await db.execute(
-                select(KeyClient.key_id, KeyClient.ip, KeyClient.first_seen).where(
-                    KeyClient.key_id.in_({client.key_id for client in fresh})
+            # The earlier clients of the whole batch, streamed and reduced per key to the
+            # earliest sighting of each network and country: a key used from web pages can
+            # have a row per visitor, and only its networks matter here.
+            latest = max(aware(client.first_seen) or now for client in fresh)
+            seen: dict[str, Seen] = defaultdict(Seen)
+            rows = await db.stream(
+                select(KeyClient.key_id, KeyClient.ip, KeyClient.first_seen)
+                .where(
+                    KeyClient.key_id.in_({client.key_id for client in fresh}),
+                    KeyClient.first_seen < latest,
                 )
+                .execution_options(yield_per=1_000)
             )
-            for key_id, ip, first_seen in rows:
-                seen[key_id].append((ip, aware(first_seen) or now))
+            async for key_id, ip, first_seen in rows:
+                seen[key_id].add(ip, aware(first_seen) or now, self.geoip)
             for client in fresh:
                 since = aware(client.first_seen) or now
-                earlier = [ip for ip, first in seen[client.key_id] if first < since]
-                if not earlier:
+                earlier = seen[client.key_id]
+                if not earlier.any_before(since):
                     continue  # a key's first client defines its normal
-                spec = self._new_place(client, earlier)
+                spec = self._new_place(
+                    client, earlier.countries_before(since), earlier.networks_before(since)
+                )
                 if spec is not None:
                     raised += await self._raise(db, client.key_id, spec) is not None
 
-    def _new_place(self, client: Sighting, earlier: list[str]) -> AlertSpec | None:
+    def _new_place(
+        self, client: Sighting, known: set[str], known_networks: set[str]
+    ) -> AlertSpec | None:
+        """An alert when `client` comes from a country (with a country file) or a network
+        the key's earlier clients never came from."""
         if self.geoip is not None:
             country = self.geoip.country(client.ip)
-            known = {c for c in map(self.geoip.country, earlier) if c is not None}
             if country is not None and known:
                 if country in known:
                     return None
@@ -252,7 +295,6 @@ class AnomalyDetector:
                     user_agent=client.user_agent,
                 )
         network = network_of(client.ip)
-        known_networks = {n for n in map(network_of, earlier) if n is not None}
         if network is None or not known_networks or network in known_networks:
             return None
         return AlertSpec(

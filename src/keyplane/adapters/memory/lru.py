@@ -50,8 +50,8 @@ class LRUCache(Generic[K, V]):
 
 
 class RecentSet(Generic[K]):
-    """The members added most recently: at least the last `maxsize // 2`, never more than
-    `maxsize` (or 2). Two plain sets in turn — the newer fills, then replaces the older — at
+    """The members added most recently: at least the last `maxsize // 2` (or 1), never more
+    than `maxsize` (or 2). Two plain sets in turn — the newer fills, then replaces the older — at
     under half an ordered dict's memory per member, for sets whose bound need not be exact."""
 
     def __init__(self, maxsize: int) -> None:
