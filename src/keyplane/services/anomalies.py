@@ -68,7 +68,7 @@ def _keep_earliest(firsts: dict[str, datetime], name: str | None, moment: dateti
 
 
 class Sighting(NamedTuple):
-    """A client (address) first seen using a key lately."""
+    """A client (address) first seen using a key lately; `first_seen` in UTC."""
 
     key_id: str
     ip: str
@@ -232,8 +232,8 @@ class AnomalyDetector:
         after = ("", "")
         while True:
             fresh = [
-                Sighting(*row)
-                for row in await db.execute(
+                Sighting(key_id, ip, user_agent, aware(first_seen) or now)
+                for key_id, ip, user_agent, first_seen in await db.execute(
                     select(
                         KeyClient.key_id, KeyClient.ip, KeyClient.user_agent, KeyClient.first_seen
                     )
@@ -249,7 +249,7 @@ class AnomalyDetector:
             # The earlier clients of the whole batch, streamed and reduced per key to the
             # earliest sighting of each network and country: a key used from web pages can
             # have a row per visitor, and only its networks matter here.
-            latest = max(aware(client.first_seen) or now for client in fresh)
+            latest = max(client.first_seen for client in fresh)
             seen: dict[str, Seen] = defaultdict(Seen)
             rows = await db.stream(
                 select(KeyClient.key_id, KeyClient.ip, KeyClient.first_seen)
@@ -262,7 +262,7 @@ class AnomalyDetector:
             async for key_id, ip, first_seen in rows:
                 seen[key_id].add(ip, aware(first_seen) or now, self.geoip)
             for client in fresh:
-                since = aware(client.first_seen) or now
+                since = client.first_seen
                 earlier = seen[client.key_id]
                 if not earlier.any_before(since):
                     continue  # a key's first client defines its normal

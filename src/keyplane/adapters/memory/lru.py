@@ -28,19 +28,27 @@ class LRUCache(Generic[K, V]):
         return value
 
     def put(self, key: K, value: V) -> None:
-        self._data[key] = value
-        self._data.move_to_end(key)
-        if len(self._data) > self.maxsize:
-            self._data.popitem(last=False)
+        data = self._data
+        data[key] = value
+        data.move_to_end(key)
+        if len(data) > self.maxsize:
+            self._dropped(*data.popitem(last=False))
 
     def pop(self, key: K) -> V | None:
-        return self._data.pop(key, None)
+        value = self._data.pop(key, None)
+        if value is not None:
+            self._dropped(key, value)
+        return value
 
     def evict_where(self, predicate: Callable[[K, V], bool]) -> int:
-        doomed = [k for k, v in self._data.items() if predicate(k, v)]
-        for k in doomed:
+        doomed = [(k, v) for k, v in self._data.items() if predicate(k, v)]
+        for k, v in doomed:
             del self._data[k]
+            self._dropped(k, v)
         return len(doomed)
+
+    def _dropped(self, key: K, value: V) -> None:
+        """Called for every entry that leaves the cache, except through clear()."""
 
     def clear(self) -> None:
         self._data.clear()
@@ -90,40 +98,23 @@ class IndexedLRUCache(LRUCache[K, V], Generic[K, V, Ix]):
     def put(self, key: K, value: V) -> None:
         previous = self._data.get(key)
         if previous is not None:
-            self._unindex(key, previous)
+            self._dropped(key, previous)
         ident = self._index(value)
         other = self._by_index.get(ident)
         if other is not None and other != key:
-            self._data.pop(other, None)
+            self._data.pop(other, None)  # its index entry is replaced just below
         self._by_index[ident] = key
-        data = self._data
-        data[key] = value
-        data.move_to_end(key)
-        if len(data) > self.maxsize:
-            self._unindex(*data.popitem(last=False))
-
-    def pop(self, key: K) -> V | None:
-        value = self._data.pop(key, None)
-        if value is not None:
-            self._unindex(key, value)
-        return value
+        super().put(key, value)
 
     def pop_by_index(self, ident: Ix) -> V | None:
         key = self._by_index.pop(ident, None)
         return None if key is None else self._data.pop(key, None)
 
-    def evict_where(self, predicate: Callable[[K, V], bool]) -> int:
-        doomed = [(k, v) for k, v in self._data.items() if predicate(k, v)]
-        for k, v in doomed:
-            del self._data[k]
-            self._unindex(k, v)
-        return len(doomed)
-
     def clear(self) -> None:
         super().clear()
         self._by_index.clear()
 
-    def _unindex(self, key: K, value: V) -> None:
+    def _dropped(self, key: K, value: V) -> None:
         ident = self._index(value)
         if self._by_index.get(ident) == key:
             del self._by_index[ident]

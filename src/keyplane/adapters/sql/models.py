@@ -132,6 +132,9 @@ class ProjectMember(Base):
     role: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
+_LIVE_EXPIRING = text("expires_at IS NOT NULL AND revoked_at IS NULL")
+
+
 class ApiKey(Base):
     __tablename__ = "api_keys"
     __table_args__ = (
@@ -141,8 +144,8 @@ class ApiKey(Base):
         Index(
             "ix_api_keys_expiring",
             "expires_at",
-            postgresql_where=text("expires_at IS NOT NULL AND revoked_at IS NULL"),
-            sqlite_where=text("expires_at IS NOT NULL AND revoked_at IS NULL"),
+            postgresql_where=_LIVE_EXPIRING,
+            sqlite_where=_LIVE_EXPIRING,
         ),
     )
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
