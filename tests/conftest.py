@@ -18,6 +18,9 @@ import asyncpg
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ClauseElement
 
 from keyplane.adapters.sql.database import create_engine
 from keyplane.adapters.sql.migrate import upgrade
@@ -248,3 +251,15 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+async def query_plan(db: AsyncSession, query: ClauseElement) -> list[str]:
+    """The lines of the database's plan for `query`; on PostgreSQL with sequential scans
+    discouraged, so that a test's tiny table still shows whether an index could serve it."""
+    postgres = db.get_bind().dialect.name == "postgresql"
+    dialect = postgresql.dialect() if postgres else sqlite.dialect()
+    compiled = query.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    if postgres:
+        await db.execute(text("SET LOCAL enable_seqscan = off"))
+        return [str(line) for line in (await db.execute(text(f"EXPLAIN {compiled}"))).scalars()]
+    return [str(row[-1]) for row in await db.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))]

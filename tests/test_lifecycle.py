@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from keyplane.adapters.sql.models import AuditEvent
 from keyplane.runtime import Runtime
-from keyplane.services.lifecycle import send_expiry_notices
+from keyplane.services.lifecycle import remind, send_expiry_notices
 from keyplane.settings import Settings
-from tests.conftest import World
+from tests.conftest import World, query_plan
 
 
 async def _reminders(world: World) -> list[tuple[str | None, int]]:
@@ -25,9 +25,9 @@ async def _reminders(world: World) -> list[tuple[str | None, int]]:
 
 
 async def test_reminders_go_out_once_each(world: World, settings: Settings) -> None:
-    # This runtime's background loop would look for reminders too, whenever the machine lets
+    # This runtime's background job would look for reminders too, whenever the machine lets
     # it run; stopped, the two explicit checks below are the only senders.
-    await world.runtime.changes.stop()
+    await world.runtime.scheduled["expiry_reminders"].stop()
     now = datetime.now(UTC)
     await world.project_key("project:read", name="in 5 days", expires_at=now + timedelta(days=5))
     await world.project_key(
@@ -39,12 +39,12 @@ async def test_reminders_go_out_once_each(world: World, settings: Settings) -> N
     # Two processes check at the same moment: each reminder is still recorded once.
     other = await Runtime.start(settings, migrate=False, background=False)
     try:
-        sent = await asyncio.gather(world.runtime.changes.remind(), other.changes.remind())
+        sent = await asyncio.gather(remind(world.runtime.sessions), remind(other.sessions))
     finally:
         await other.close()
     assert sum(sent) == 2
     assert sorted(await _reminders(world)) == [("in 12 hours", 1), ("in 5 days", 7)]
-    assert await world.runtime.changes.remind() == 0
+    assert await remind(world.runtime.sessions) == 0
 
     # Four days later the 5-day key is one day out: its second reminder, and only that.
     async with world.runtime.transaction() as db:
@@ -57,23 +57,9 @@ async def test_reminders_go_out_once_each(world: World, settings: Settings) -> N
 
 
 async def test_the_reminder_query_uses_its_index(world: World) -> None:
-    # It runs every five minutes in every process: on 1,000,000 keys a full scan each time.
-    from sqlalchemy.dialects import postgresql, sqlite
-
+    # It runs every five minutes: on 1,000,000 keys a full scan each time.
     from keyplane.services.lifecycle import due_for_reminder
 
     async with world.runtime.sessions() as db:
-        dialect = db.get_bind().dialect.name
-        query = due_for_reminder(datetime.now(UTC), 7)
-        if dialect == "postgresql":
-            await db.execute(text("SET enable_seqscan = off"))  # a tiny table: force the choice
-            compiled = query.compile(
-                dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
-            )
-            plan = (await db.execute(text(f"EXPLAIN {compiled}"))).scalars().all()
-        else:
-            compiled = query.compile(
-                dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}
-            )
-            plan = [row[-1] for row in await db.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))]
+        plan = await query_plan(db, due_for_reminder(datetime.now(UTC), 7))
     assert any("ix_api_keys_expiring" in line for line in plan), plan

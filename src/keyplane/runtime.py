@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -16,6 +17,7 @@ from keyplane.adapters.sql.database import create_engine, session_factory
 from keyplane.adapters.sql.migrate import upgrade
 from keyplane.domain.keys import VerifiedKey
 from keyplane.domain.permissions import Permission
+from keyplane.services import housekeeping
 from keyplane.services.anomalies import AnomalyDetector, load_geoip
 from keyplane.services.auth import Verifier
 from keyplane.services.auth_failures import AuthFailureMonitor
@@ -23,14 +25,19 @@ from keyplane.services.browser_guard import BrowserGuard
 from keyplane.services.changes import ChangeFeed
 from keyplane.services.crypto import Keyring, load_keyring
 from keyplane.services.github_keys import GithubKeys
+from keyplane.services.housekeeping import Retention, days, sweep
 from keyplane.services.jobs import BackgroundJobs
 from keyplane.services.keys import KeyManager
+from keyplane.services.lifecycle import REMINDER_SECONDS, remind
 from keyplane.services.ratelimit import RateLimiter
+from keyplane.services.schedule import DeploymentJob
 from keyplane.services.sso import OidcClient
 from keyplane.services.usage import UsageBuffer
 from keyplane.services.webhook_sender import WebhookSender
 from keyplane.services.webhooks import Destinations
 from keyplane.settings import FailureMode, Settings
+
+FIRST_TURN_SECONDS = 60.0
 
 
 @dataclass
@@ -49,6 +56,9 @@ class Runtime:
     github_keys: GithubKeys
     anomalies: AnomalyDetector
     browser_guard: BrowserGuard
+    retention: Retention
+    # Jobs run once per interval across the deployment (services.schedule), by name.
+    scheduled: dict[str, DeploymentJob]
     # OpenID Connect sign-in (issue 12); caches providers' discovery documents and keys.
     oidc: OidcClient = field(default_factory=OidcClient)
 
@@ -111,6 +121,14 @@ class Runtime:
             flush_seconds=settings.last_used_flush_seconds,
             usage=usage,
         )
+        anomalies = AnomalyDetector(sessions, geoip=load_geoip(settings.geoip_csv))
+        retention = Retention(
+            usage=days(settings.usage_retention_days),
+            clients=days(settings.client_retention_days),
+            webhook_deliveries=days(settings.webhook_delivery_retention_days),
+            audit=days(settings.audit_retention_days),
+            sign_in_window=timedelta(seconds=settings.login_failure_window_seconds),
+        )
         runtime = cls(
             settings=settings,
             engine=engine,
@@ -134,22 +152,24 @@ class Runtime:
                 destinations=Destinations(allow_private=settings.webhook_allow_private),
             ),
             github_keys=GithubKeys(settings.github_scanning_keys_file),
-            anomalies=AnomalyDetector(
-                sessions,
-                interval_seconds=settings.anomaly_interval_seconds,
-                geoip=load_geoip(settings.geoip_csv),
-            ),
+            anomalies=anomalies,
             browser_guard=BrowserGuard(sessions),
+            retention=retention,
+            scheduled={
+                job.name: job for job in _deployment_jobs(settings, sessions, anomalies, retention)
+            },
         )
         if background:
             await changes.start()
             await runtime.webhooks.start()
-            await runtime.anomalies.start()
+            for job in runtime.scheduled.values():
+                await job.start()
         return runtime
 
     async def close(self) -> None:
         await self.jobs.close()
-        await self.anomalies.stop()
+        for job in self.scheduled.values():
+            await job.stop()
         await self.webhooks.stop()
         await self.changes.stop()
         await self.limiter.close()
@@ -182,3 +202,33 @@ class Runtime:
             self.verifier.invalidate_org(org_id)
         for org_id in by_org.keys() | orgs.keys():
             await self.limiter.publish(org_id, by_org.get(org_id, {}), orgs.get(org_id))
+
+
+def _deployment_jobs(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    anomalies: AnomalyDetector,
+    retention: Retention,
+) -> list[DeploymentJob]:
+    return [
+        DeploymentJob(
+            sessions, "anomaly_detection", settings.anomaly_interval_seconds, anomalies.run_once
+        ),
+        # Soon after start too (not an interval later), so that a deployment restarted more
+        # often than the interval still runs these; the turn is claimed, so a restart does not
+        # repeat a recent run. Not at once: a process starting is busy enough.
+        DeploymentJob(
+            sessions,
+            "expiry_reminders",
+            REMINDER_SECONDS,
+            lambda: remind(sessions),
+            first_delay=FIRST_TURN_SECONDS,
+        ),
+        DeploymentJob(
+            sessions,
+            housekeeping.JOB,
+            settings.housekeeping_interval_seconds,
+            lambda: sweep(sessions, retention),
+            first_delay=min(FIRST_TURN_SECONDS, settings.housekeeping_interval_seconds),
+        ),
+    ]

@@ -89,6 +89,18 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1)
     login_failure_window_seconds: int = Field(default=900, ge=1)
     login_lockout_seconds: int = Field(default=900, ge=1)
+    # Housekeeping, once per interval across the deployment: rows past their retention are
+    # deleted (in days; 0 keeps them forever), and expired sign-in sessions, sign-in throttles
+    # and SSO round trips always.
+    housekeeping_interval_seconds: float = Field(default=3600.0, gt=0)
+    # Hourly usage per key: the usage API reads up to 366 days back, anomaly baselines 7.
+    usage_retention_days: int = Field(default=400, ge=0)
+    # Caller addresses per key, by when each was last seen: "still used by N systems" after a
+    # rotation and "new network" alerts look at these; an address silent for longer is new.
+    client_retention_days: int = Field(default=90, ge=0)
+    # Delivered and given-up webhook deliveries (pending ones are kept until they end).
+    webhook_delivery_retention_days: int = Field(default=30, ge=0)
+    audit_retention_days: int = Field(default=0, ge=0)
     # SSO issuers must be https; plain http on loopback only when the operator allows it (a
     # provider on this machine, e.g. in development). Otherwise an organization admin could
     # make the server probe its own local ports.
@@ -99,6 +111,16 @@ class Settings(BaseSettings):
     def _split_proxies(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("usage_retention_days", "client_retention_days")
+    @classmethod
+    def _long_enough_for_baselines(cls, value: int) -> int:
+        if 0 < value < 8:
+            raise ValueError(
+                "keep at least 8 days (anomaly detection compares against the past 7), "
+                "or 0 to keep forever"
+            )
         return value
 
     @property

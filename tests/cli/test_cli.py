@@ -4,10 +4,16 @@ to stderr with exit code 1, usage errors exit 2."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from keyplane.adapters.sql.models import KeyUsageHourly
+from keyplane.runtime import Runtime
+from keyplane.settings import Settings
 from tests.cli.conftest import KEY_RE, OWNER_EMAIL, TEST_KEY_RE, Cli, flat, probe
 from tests.conftest import PASSWORD
 
@@ -347,3 +353,40 @@ def test_keys_usage_command(cli: Cli) -> None:
     assert data["permissions"] == {"project:read": 1}
     assert "project:read (1)" in cli.run(f"keys usage {key['id']}").stdout
     cli.run(f"keys usage {key['id']} --group-by year", code=2)
+
+
+# --- housekeeping -------------------------------------------------------------------------------
+
+
+def test_housekeeping_deletes_what_is_past_retention_and_says_how_much(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli.bootstrap()
+    now = datetime.now(UTC)
+
+    async def seed() -> None:
+        runtime = await Runtime.start(Settings(), migrate=False, background=False)
+        try:
+            async with runtime.transaction() as db:
+                for days in (30, 10, 1):
+                    db.add(
+                        KeyUsageHourly(
+                            key_id="key_a",
+                            hour=now - timedelta(days=days),
+                            status_class="success",
+                            permission="project:read",
+                            count=1,
+                        )
+                    )
+        finally:
+            await runtime.close()
+
+    asyncio.run(seed())
+    monkeypatch.setenv("KEYPLANE_USAGE_RETENTION_DAYS", "20")
+    assert cli.json("housekeeping")["usage_rows"] == 1
+    shown = cli.run("housekeeping").stdout
+    assert re.search(r"usage rows\s*│\s*0", shown), shown  # nothing more to delete
+
+    monkeypatch.setenv("KEYPLANE_USAGE_RETENTION_DAYS", "3")
+    refused = cli.run("housekeeping", code=1)
+    assert "keep at least 8 days" in flat(refused.stderr), refused.stderr

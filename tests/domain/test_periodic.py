@@ -19,7 +19,7 @@ async def test_stop_lets_the_step_under_way_finish() -> None:
         await asyncio.sleep(0.2)  # a transaction in progress
         events.append("commit")
 
-    loop = Periodic(step, 0.01, name="t", failed_event="t_failed", immediately=True)
+    loop = Periodic(step, 0.01, name="t", failed_event="t_failed", first_delay=0)
     loop.start()
     await started.wait()
     await loop.stop()
@@ -39,7 +39,7 @@ async def test_a_step_that_overstays_the_grace_is_cancelled() -> None:
             cancelled.set()
             raise
 
-    loop = Periodic(step, 0.01, name="t", failed_event="t_failed", immediately=True, grace=0.1)
+    loop = Periodic(step, 0.01, name="t", failed_event="t_failed", first_delay=0, grace=0.1)
     loop.start()
     await started.wait()
     await asyncio.wait_for(loop.stop(), 2)
@@ -65,7 +65,7 @@ async def test_failures_do_not_end_the_loop_and_the_interval_is_kept() -> None:
     loop = Periodic(step, interval, name="t", failed_event="t_failed")
     loop.start()
     await asyncio.sleep(0)
-    assert times == []  # not immediately: the first step comes one interval after start
+    assert times == []  # the first step comes one interval after start
     await asyncio.wait_for(third.wait(), 10)  # the failure did not end the loop
     await loop.stop()
     # Each step waits a whole interval after the one before, failed or not: no busy retrying.

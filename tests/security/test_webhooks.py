@@ -17,6 +17,7 @@ import pytest
 from keyplane.adapters.sql.repositories import utcnow
 from keyplane.runtime import Runtime
 from keyplane.services.alerts import AlertSpec, raise_alert
+from keyplane.services.lifecycle import remind
 from keyplane.services.webhook_sender import WebhookSender
 from keyplane.services.webhooks import Destinations
 from keyplane.settings import Settings
@@ -221,7 +222,7 @@ async def test_expiry_reminders_go_to_webhooks(
     with receiver() as hook:
         created = await _subscribe(client, world, hook.url, ["api_key.expiring"])
         await world.project_key("project:read", expires_at=utcnow() + timedelta(days=3))
-        assert await runtime.changes.remind() == 1
+        assert await remind(runtime.sessions) == 1
         [delivery] = await _deliveries(client, world, created["id"], until="delivered")
     assert delivery["event"] == "api_key.expiring"
     payload = json.loads(hook.requests[0].body)

@@ -26,8 +26,10 @@ from keyplane.domain.keys import KeyLabel
 from keyplane.runtime import Runtime
 from keyplane.services import accounts, pii_inventory
 from keyplane.services import audit as audit_service
+from keyplane.services import housekeeping as housekeeping_job
 from keyplane.services import usage as usage_service
 from keyplane.services.keys import Actor, KeySpec, describe, reencrypt
+from keyplane.services.schedule import claim_turn
 from keyplane.settings import Settings
 
 app = typer.Typer(
@@ -521,6 +523,28 @@ def audit_log(
 
     for event in run(work):
         typer.echo(json.dumps(event, default=str))
+
+
+@app.command()
+def housekeeping(json_output: JsonFlag = False) -> None:
+    """Delete now what is past its retention (KEYPLANE_*_RETENTION_DAYS) and what expired.
+    Servers do this themselves every KEYPLANE_HOUSEKEEPING_INTERVAL_SECONDS."""
+
+    async def work(runtime: Runtime) -> dict[str, int]:
+        deleted = await housekeeping_job.sweep(runtime.sessions, runtime.retention)
+        async with runtime.transaction() as db:  # servers then wait a whole interval
+            await claim_turn(db, housekeeping_job.JOB, timedelta(0), utcnow())
+        return deleted
+
+    deleted = run(work)
+    if json_output:
+        emit_json(deleted)
+    else:
+        table(
+            "Deleted",
+            ["what", "rows"],
+            [(name.replace("_", " "), n) for name, n in deleted.items()],
+        )
 
 
 @app.command()

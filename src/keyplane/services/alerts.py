@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from keyplane.adapters.sql.database import dialect_insert
 from keyplane.adapters.sql.models import Alert, ApiKey, AuditEvent
 from keyplane.adapters.sql.paging import keyset_page
 from keyplane.adapters.sql.repositories import iso, utcnow
@@ -60,17 +60,13 @@ def describe(alert: Alert) -> dict[str, Any]:
     }
 
 
-def _insert(db: AsyncSession) -> Any:
-    return postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 async def raise_alert(db: AsyncSession, spec: AlertSpec) -> Alert | None:
     """Store the alert unless it exists already; returns it when this call created it. The
     audit event and the webhook deliveries are written in the same transaction, so an alert
     is never stored without them (nor they without it)."""
     now = utcnow()
     statement = (
-        _insert(db)(Alert)
+        dialect_insert(db)(Alert)
         .values(
             org_id=spec.org_id,
             project_id=spec.project_id,

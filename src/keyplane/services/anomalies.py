@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import structlog
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keyplane.adapters.sql.models import Alert, ApiKey, KeyClient, KeyUsageHourly
@@ -24,7 +24,6 @@ from keyplane.adapters.sql.repositories import aware, utcnow
 from keyplane.domain.anomalies import Finding, Thresholds, network_of, off_hours, spike
 from keyplane.domain.geoip import GeoTable
 from keyplane.services.alerts import AlertSpec, raise_alert
-from keyplane.services.periodic import Periodic
 from keyplane.services.usage import FORBIDDEN
 
 log = structlog.get_logger(__name__)
@@ -106,31 +105,31 @@ def _series(counts: dict[datetime, int], first: datetime, current: datetime) -> 
     return [counts.get(first + timedelta(hours=h), 0) for h in range(max(hours, 0))]
 
 
+def keys_used_in(hour: datetime, after: str) -> Select[str]:
+    """The next BATCH keys (by id, after `after`) with usage in `hour`."""
+    return (
+        select(KeyUsageHourly.key_id)
+        .where(KeyUsageHourly.hour == hour, KeyUsageHourly.key_id > after)
+        .group_by(KeyUsageHourly.key_id)
+        .order_by(KeyUsageHourly.key_id)
+        .limit(BATCH)
+    )
+
+
 class AnomalyDetector:
+    """Judges the current hour of usage; the runtime runs it once per interval across the
+    deployment (services.schedule)."""
+
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
         *,
-        interval_seconds: float,
         geoip: GeoTable | None = None,
         thresholds: Thresholds | None = None,
     ) -> None:
         self._sessions = sessions
-        self._interval = interval_seconds
         self.geoip = geoip
         self.t = thresholds or Thresholds()
-        self._loop = Periodic(
-            self.run_once,
-            interval_seconds,
-            name="keyplane-anomalies",
-            failed_event="anomaly_detection_failed",
-        )
-
-    async def start(self) -> None:
-        self._loop.start()
-
-    async def stop(self) -> None:
-        await self._loop.stop()
 
     async def run_once(self, now: datetime | None = None) -> int:
         """Look at the current hour of every key used in it; returns new alerts."""
@@ -147,15 +146,7 @@ class AnomalyDetector:
         raised = 0
         after = ""
         while True:
-            keys = (
-                await db.scalars(
-                    select(KeyUsageHourly.key_id)
-                    .where(KeyUsageHourly.hour == current, KeyUsageHourly.key_id > after)
-                    .group_by(KeyUsageHourly.key_id)
-                    .order_by(KeyUsageHourly.key_id)
-                    .limit(BATCH)
-                )
-            ).all()
+            keys = (await db.scalars(keys_used_in(current, after))).all()
             if not keys:
                 return raised
             after = keys[-1]

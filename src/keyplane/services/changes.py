@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from keyplane.adapters.sql import repositories
 from keyplane.services import auth_failures
 from keyplane.services.auth import Verifier
-from keyplane.services.lifecycle import send_expiry_notices
 from keyplane.services.periodic import Periodic
 from keyplane.services.usage import UsageBuffer, add_clients, add_counts
 
@@ -26,7 +25,6 @@ log = structlog.get_logger(__name__)
 RETENTION = timedelta(hours=1)
 # How long a late-committing event is still picked up (see repositories.changes_since).
 LATE_COMMIT_WINDOW = timedelta(seconds=30)
-REMINDER_SECONDS = 300  # how often expiry reminders are looked for
 
 
 class ChangeFeed:
@@ -51,7 +49,6 @@ class ChangeFeed:
         )
         self._last_flush = time.monotonic()
         self._last_prune = 0.0
-        self._last_reminders = 0.0
         # Wall-clock times of the last successful poll and flush, for the lag metrics.
         self.polled_at = time.time()
         self.flushed_at = time.time()
@@ -72,8 +69,6 @@ class ChangeFeed:
         due = time.monotonic() - self._last_flush >= self._flush_seconds
         if due or self._usage.full:
             await self.flush()
-        if time.monotonic() - self._last_reminders >= REMINDER_SECONDS:
-            await self.remind()
 
     async def poll(self) -> int:
         """Apply every change since the last poll; returns how many were applied."""
@@ -99,14 +94,6 @@ class ChangeFeed:
         horizon = now - 2 * LATE_COMMIT_WINDOW.total_seconds()
         self._applied = {s: t for s, t in self._applied.items() if t > horizon}
         return applied
-
-    async def remind(self) -> int:
-        """Send the expiry reminders that are due (safe to run in every process)."""
-        self._last_reminders = time.monotonic()
-        async with self._sessions() as db:
-            sent = await send_expiry_notices(db, repositories.utcnow())
-            await db.commit()
-        return sent
 
     async def report_failures(self) -> int:
         """Write an alert and audit event for each failed-authentication burst detected since

@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import Select, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keyplane.adapters.sql.models import ApiKey, AuditEvent
-from keyplane.adapters.sql.repositories import iso
+from keyplane.adapters.sql.repositories import iso, utcnow
 from keyplane.services import webhooks
+
+REMINDER_SECONDS = 300  # how often the deployment looks for reminders that are due
 
 # Nearest first: a key found 12 hours from expiry gets the 1-day reminder only.
 REMINDER_DAYS = (1, 7)
@@ -18,7 +20,7 @@ REMINDER_DAYS = (1, 7)
 
 def due_for_reminder(now: datetime, days: int) -> Select[str]:
     """Live keys expiring within `days` that have not had that reminder (a partial index,
-    ix_api_keys_expiring, serves it: it runs every few minutes in every process)."""
+    ix_api_keys_expiring, serves it: it runs every few minutes)."""
     return select(ApiKey.id).where(
         ApiKey.expires_at.is_not(None),
         ApiKey.expires_at > now,
@@ -26,6 +28,14 @@ def due_for_reminder(now: datetime, days: int) -> Select[str]:
         ApiKey.revoked_at.is_(None),
         or_(ApiKey.expiry_notice.is_(None), ApiKey.expiry_notice > days),
     )
+
+
+async def remind(sessions: async_sessionmaker[AsyncSession]) -> int:
+    """Send the expiry reminders that are due, in one transaction; returns how many."""
+    async with sessions() as db:
+        sent = await send_expiry_notices(db, utcnow())
+        await db.commit()
+    return sent
 
 
 async def send_expiry_notices(db: AsyncSession, now: datetime) -> int:

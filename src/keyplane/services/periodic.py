@@ -29,14 +29,15 @@ class Periodic:
         *,
         name: str,
         failed_event: str,
-        immediately: bool = False,
+        first_delay: float | None = None,
         grace: float = DEFAULT_GRACE,
     ) -> None:
         self._step = step
         self._interval = interval
         self._name = name
         self._failed_event = failed_event
-        self._immediately = immediately  # first step at start, not one interval later
+        # Seconds before the first step: 0 runs it at start; None waits one interval.
+        self._first_delay = interval if first_delay is None else first_delay
         self._grace = grace
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -62,7 +63,7 @@ class Periodic:
                 await task
 
     async def _run(self) -> None:
-        if not self._immediately and await self._stopped_within(self._interval):
+        if self._first_delay > 0 and await self._stopped_within(self._first_delay):
             return
         while True:
             try:

@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from keyplane.adapters.sql.database import dialect_insert
 from keyplane.adapters.sql.models import ApiKey, KeyClient, KeyUsageHourly
 from keyplane.adapters.sql.repositories import aware, utcnow
 from keyplane.domain.errors import ValidationFailed
@@ -122,7 +122,7 @@ async def add_counts(db: AsyncSession, counts: Counter[UsageKey]) -> None:
         for (key_id, hour, klass, permission), count in counts.items()
     ]
     for chunk in _chunks(rows):
-        statement = _insert(db)(KeyUsageHourly).values(chunk)
+        statement = dialect_insert(db)(KeyUsageHourly).values(chunk)
         statement = statement.on_conflict_do_update(
             index_elements=["key_id", "hour", "status_class", "permission"],
             set_={"count": KeyUsageHourly.count + statement.excluded.count},
@@ -141,10 +141,6 @@ def _chunks(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         yield rows[start : start + ROWS_PER_STATEMENT]
 
 
-def _insert(db: AsyncSession) -> Any:
-    return postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 async def add_clients(db: AsyncSession, clients: Clients) -> None:
     """Merge the clients seen since the last flush: multi-row upserts, as counts."""
     if not clients:
@@ -161,7 +157,7 @@ async def add_clients(db: AsyncSession, clients: Clients) -> None:
         for (key_id, ip), seen in clients.items()
     ]
     for chunk in _chunks(rows):
-        statement = _insert(db)(KeyClient).values(chunk)
+        statement = dialect_insert(db)(KeyClient).values(chunk)
         statement = statement.on_conflict_do_update(
             index_elements=["key_id", "ip"],
             set_={

@@ -90,7 +90,7 @@ class WebhookSender:
             poll_seconds,
             name="keyplane-webhooks",
             failed_event="webhook_sender_failed",
-            immediately=True,
+            first_delay=0,
         )
         self._client: httpx.AsyncClient | None = None
 

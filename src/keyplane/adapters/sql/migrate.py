@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision under migrations/versions (a test checks it against Alembic's head).
-HEAD = "0014"
+HEAD = "0015"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -37,8 +37,11 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
 
         command.upgrade(alembic_config(connection), revision)
 
-    async with engine.begin() as connection:
+    # Not engine.begin(): Alembic runs each migration in a transaction of its own, and steps
+    # out of it for what PostgreSQL only does outside one (migrations/online.py).
+    async with engine.connect() as connection:
         await connection.run_sync(run)
+        await connection.commit()
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

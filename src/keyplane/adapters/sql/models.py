@@ -206,7 +206,8 @@ class AuditEvent(Base):
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(400))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(_tz())
+    # Indexed for housekeeping's retention (KEYPLANE_AUDIT_RETENTION_DAYS).
+    created_at: Mapped[datetime] = mapped_column(_tz(), index=True)
 
 
 class Session(Base):
@@ -296,7 +297,9 @@ class KeyUsageHourly(Base):
 
     __tablename__ = "key_usage_hourly"
     key_id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    hour: Mapped[datetime] = mapped_column(_tz(), primary_key=True)
+    # Indexed on its own: anomaly detection reads the current hour of every key, and
+    # housekeeping deletes hours past retention (the primary key leads with key_id).
+    hour: Mapped[datetime] = mapped_column(_tz(), primary_key=True, index=True)
     status_class: Mapped[str] = mapped_column(String(16), primary_key=True)
     permission: Mapped[str] = mapped_column(String(64), primary_key=True)
     count: Mapped[int] = mapped_column(BigInteger)
@@ -311,7 +314,7 @@ class KeyClient(Base):
     ip: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_agent: Mapped[str | None] = mapped_column(String(400))
     first_seen: Mapped[datetime] = mapped_column(_tz())
-    last_seen: Mapped[datetime] = mapped_column(_tz())
+    last_seen: Mapped[datetime] = mapped_column(_tz(), index=True)  # for retention
     count: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -502,7 +505,7 @@ class WebhookDelivery(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(_tz())
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(String(500))
-    created_at: Mapped[datetime] = mapped_column(_tz())
+    created_at: Mapped[datetime] = mapped_column(_tz(), index=True)  # for retention
     delivered_at: Mapped[datetime | None] = mapped_column(_tz())
     # A replay is a new delivery of the same body; it names the one it repeats.
     replay_of: Mapped[int | None] = mapped_column(BigInteger)
@@ -572,3 +575,13 @@ class OidcLogin(Base):
     code_verifier: Mapped[str] = mapped_column(String(128))
     next_path: Mapped[str] = mapped_column(String(1000))
     expires_at: Mapped[datetime] = mapped_column(_tz())
+
+
+class JobRun(Base):
+    """When a deployment-wide job (anomaly detection, expiry reminders, housekeeping) last
+    started. Every process ticks, and the one whose conditional update succeeds runs it, so
+    a job runs once per interval however many processes there are."""
+
+    __tablename__ = "job_runs"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(_tz())

@@ -15,6 +15,9 @@ context.configure(
     target_metadata=Base.metadata,
     render_as_batch=True,  # SQLite needs batch mode to alter tables
     compare_type=True,
+    # A transaction per migration: one that builds an index concurrently on PostgreSQL
+    # (migrations/online.py) must commit what came before it.
+    transaction_per_migration=True,
 )
 with context.begin_transaction():
     context.run_migrations()

@@ -6,24 +6,22 @@ Revises: 0013
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from alembic import op
+
+from keyplane.adapters.sql.migrations import online
 
 revision = "0014"
 down_revision = "0013"
 branch_labels = None
 depends_on = None
 
-_LIVE = sa.text("expires_at IS NOT NULL AND revoked_at IS NULL")
-
 
 def upgrade() -> None:
-    op.create_index(
+    online.create_index(
         "ix_api_keys_expiring",
         "api_keys",
         ["expires_at"],
-        postgresql_where=_LIVE,
-        sqlite_where=_LIVE,
+        where="expires_at IS NOT NULL AND revoked_at IS NULL",
     )
 
 
