@@ -165,6 +165,11 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         secret_key=TEST_SECRET,  # type: ignore[arg-type]
         data_dir=tmp_path,
         change_poll_seconds=0.05,
+        # Kept forever: tests write rows dated in the past, and the background sweep must not
+        # race them (tests of housekeeping sweep explicitly).
+        usage_retention_days=0,
+        client_retention_days=0,
+        webhook_delivery_retention_days=0,
         _env_file=None,  # type: ignore[call-arg]
     )
 

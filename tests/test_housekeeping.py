@@ -16,7 +16,6 @@ from keyplane.adapters.sql.models import (
     KeyClient,
     KeyUsageHourly,
     LoginThrottle,
-    OidcLogin,
     Session,
     WebhookDelivery,
     WebhookEndpoint,
@@ -24,9 +23,11 @@ from keyplane.adapters.sql.models import (
 from keyplane.adapters.sql.repositories import utcnow
 from keyplane.runtime import Runtime
 from keyplane.services import housekeeping
-from keyplane.services.anomalies import keys_used_in
+from keyplane.services.anomalies import HISTORY, keys_used_in
+from keyplane.services.audit import PRIVILEGE_WINDOW
 from keyplane.services.housekeeping import Retention, sweep
-from keyplane.settings import Settings
+from keyplane.services.keys import MAX_GRACE_SECONDS
+from keyplane.settings import MIN_RETENTION_DAYS, Settings
 from tests.conftest import World, query_plan
 
 DAY = timedelta(days=1)
@@ -89,7 +90,7 @@ async def test_a_sweep_deletes_what_is_past_retention_and_keeps_the_rest(quiet: 
     world, runtime, now = quiet, quiet.runtime, utcnow()
     endpoint_id = await _endpoint(world, now)
     async with runtime.transaction() as db:
-        # Usage: 400 days kept. Old rows spread over several hours and days (several slices).
+        # Usage: 400 days kept.
         old_hours = [now - 401 * DAY - timedelta(hours=h) for h in (0, 1, 5, 30, 24 * 200)]
         db.add_all(_usage("key_a", hour) for hour in old_hours)
         db.add_all(_usage("key_a", hour) for hour in (now - 399 * DAY, now - timedelta(hours=1)))
@@ -120,28 +121,17 @@ async def test_a_sweep_deletes_what_is_past_retention_and_keeps_the_rest(quiet: 
                     password_verified_at=now - 2 * DAY,
                 )
             )
-        for state, expires in ((b"e" * 32, now - timedelta(minutes=1)), (b"a" * 32, now + DAY)):
-            db.add(
-                OidcLogin(
-                    state_hash=state,
-                    org_id=world.org_id,
-                    nonce="n",
-                    code_verifier="v",
-                    next_path="/",
-                    expires_at=expires,
-                )
-            )
         hour_ago = now - timedelta(hours=1)
         db.add_all(
             [
-                LoginThrottle(email="over@example.com", failures=2, window_started_at=hour_ago),
+                LoginThrottle(subject="over@example.com", failures=2, window_started_at=hour_ago),
                 LoginThrottle(  # its window is over, but its lockout is not
-                    email="locked@example.com",
+                    subject="locked@example.com",
                     failures=0,
                     window_started_at=hour_ago,
                     locked_until=now + timedelta(minutes=5),
                 ),
-                LoginThrottle(email="recent@example.com", failures=1, window_started_at=now),
+                LoginThrottle(subject="recent@example.com", failures=1, window_started_at=now),
             ]
         )
 
@@ -153,7 +143,6 @@ async def test_a_sweep_deletes_what_is_past_retention_and_keeps_the_rest(quiet: 
         "webhook_deliveries": 2,
         "audit_events": 0,
         "sessions": 1,
-        "sso_logins": 1,
         "sign_in_throttles": 1,
     }
     assert await _count(runtime, KeyUsageHourly) == 2
@@ -162,9 +151,8 @@ async def test_a_sweep_deletes_what_is_past_retention_and_keeps_the_rest(quiet: 
     assert await _count(runtime, WebhookDelivery, WebhookDelivery.status == "pending") == 1
     assert await _count(runtime, AuditEvent, AuditEvent.action == "api_key.created") == 1
     assert await _count(runtime, Session) == 1
-    assert await _count(runtime, OidcLogin) == 1
     async with runtime.sessions() as db:
-        emails = set(await db.scalars(select(LoginThrottle.email)))
+        emails = set(await db.scalars(select(LoginThrottle.subject)))
     assert emails == {"locked@example.com", "recent@example.com"}
 
     # A second sweep finds nothing more; an audit retention, when set, applies.
@@ -183,7 +171,7 @@ async def test_none_keeps_forever(quiet: World) -> None:
     assert await _count(runtime, KeyUsageHourly) == await _count(runtime, KeyClient) == 1
 
 
-async def test_a_backlog_is_deleted_in_slices_up_to_the_cutoff(
+async def test_a_backlog_is_deleted_in_batches_up_to_the_cutoff(
     quiet: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runtime, now = quiet.runtime, utcnow()
@@ -191,37 +179,64 @@ async def test_a_backlog_is_deleted_in_slices_up_to_the_cutoff(
     async with runtime.transaction() as db:
         db.add_all(_usage(f"key_{n}", cutoff - timedelta(minutes=7 * n + 1)) for n in range(60))
         db.add(_usage("key_kept", cutoff + timedelta(seconds=1)))
-    statements: list[int] = []
-    original = housekeeping._delete
+    batches: list[int] = []
+    original = housekeeping._delete_batch
 
     async def counting(*args: Any) -> int:
-        statements.append(deleted := await original(*args))
+        batches.append(deleted := await original(*args))
         return deleted
 
-    monkeypatch.setattr(housekeeping, "_delete", counting)
+    monkeypatch.setattr(housekeeping, "BATCH", 7)
+    monkeypatch.setattr(housekeeping, "_delete_batch", counting)
     assert (await sweep(runtime.sessions, Retention(), now))["usage_rows"] == 60
-    # 60 rows over 7 hours of timestamps: one statement per hour of them, none over 9 rows.
-    usage_statements = statements[: len(statements) - 3]  # then sessions, SSO, throttles
-    assert 7 <= len(usage_statements) <= 9
-    assert max(usage_statements) <= 9
+    # Each batch its own transaction; a short one ends a kind (then one look at clients and
+    # at deliveries finds nothing; audit events are kept forever).
+    assert batches == [7] * 8 + [4, 0, 0]
     assert await _count(runtime, KeyUsageHourly) == 1
 
 
-@pytest.mark.parametrize(
-    ("stamp", "index"),
-    [
-        (KeyUsageHourly.hour, "ix_key_usage_hourly_hour"),
-        (KeyClient.last_seen, "ix_key_clients_last_seen"),
-        (WebhookDelivery.created_at, "ix_webhook_deliveries_created_at"),
-        (AuditEvent.created_at, "ix_audit_events_created_at"),
-    ],
-)
-async def test_the_oldest_rows_are_found_through_an_index(
-    runtime: Runtime, stamp: Any, index: str
+async def test_a_sweep_stops_between_two_batches_when_asked(
+    quiet: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    runtime, now = quiet.runtime, utcnow()
+    async with runtime.transaction() as db:
+        db.add_all(_usage(f"key_{n}", now - 500 * DAY) for n in range(20))
+    batches: list[int] = []
+    original = housekeeping._delete_batch
+
+    async def counting(*args: Any) -> int:
+        batches.append(deleted := await original(*args))
+        return deleted
+
+    monkeypatch.setattr(housekeeping, "BATCH", 5)
+    monkeypatch.setattr(housekeeping, "_delete_batch", counting)
+    deleted = await sweep(runtime.sessions, Retention(), now, stopping=lambda: len(batches) == 2)
+    assert deleted["usage_rows"] == 10
+    assert await _count(runtime, KeyUsageHourly) == 10  # the rest waits for the next sweep
+
+
+async def test_old_rows_are_found_through_their_timestamps_index(runtime: Runtime) -> None:
+    every_kind = Retention(audit=365 * DAY)
+    aged = housekeeping.past_retention(every_kind, utcnow())
+    assert [name for name, _, _ in aged] == [
+        "usage_rows",
+        "clients",
+        "webhook_deliveries",
+        "audit_events",
+    ]
     async with runtime.sessions() as db:
-        plan = await query_plan(db, select(func.min(stamp)).where(stamp < utcnow()))
-    assert any(index in line for line in plan), plan
+        dialect = db.get_bind().dialect.name
+        for (_, stamp, where), index in zip(aged, INDEXES, strict=True):
+            plan = await query_plan(db, housekeeping.batch_of(stamp.class_, where, dialect))
+            assert any(index in line for line in plan), (index, plan)
+
+
+INDEXES = [
+    "ix_key_usage_hourly_hour",
+    "ix_key_clients_last_seen",
+    "ix_webhook_deliveries_created_at",
+    "ix_audit_events_created_at",
+]
 
 
 async def test_anomaly_detection_finds_the_hours_keys_through_an_index(runtime: Runtime) -> None:
@@ -234,7 +249,15 @@ async def test_anomaly_detection_finds_the_hours_keys_through_an_index(runtime: 
 
 
 @pytest.mark.parametrize("name", ["usage_retention_days", "client_retention_days"])
-def test_a_retention_too_short_for_the_baselines_is_refused(name: str) -> None:
-    with pytest.raises(ValidationError, match="keep at least 8 days"):
-        Settings(**{name: 7}, _env_file=None)  # type: ignore[arg-type]
+def test_a_retention_too_short_for_its_readers_is_refused(name: str) -> None:
+    with pytest.raises(ValidationError, match="keep at least 31 days"):
+        Settings(**{name: 30}, _env_file=None)  # type: ignore[arg-type]
+    assert getattr(Settings(**{name: 31}, _env_file=None), name) == 31  # type: ignore[arg-type]
     assert getattr(Settings(**{name: 0}, _env_file=None), name) == 0  # type: ignore[arg-type]
+
+
+def test_the_shortest_retention_keeps_what_the_audit_and_rotations_read() -> None:
+    shortest = timedelta(days=MIN_RETENTION_DAYS)
+    assert shortest > PRIVILEGE_WINDOW  # the quarterly audit's "unused permissions"
+    assert shortest > timedelta(seconds=MAX_GRACE_SECONDS)  # "still used by N systems"
+    assert shortest > HISTORY  # anomaly baselines

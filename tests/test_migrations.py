@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -92,6 +94,18 @@ async def scratch(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         yield engine
         await engine.dispose()
         return
+    async with _postgres_scratch() as engine:
+        yield engine
+
+
+@pytest.fixture
+async def scratch_postgres() -> AsyncIterator[AsyncEngine]:
+    async with _postgres_scratch() as engine:
+        yield engine
+
+
+@asynccontextmanager
+async def _postgres_scratch() -> AsyncIterator[AsyncEngine]:
     name = f"keyplane_scratch_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(POSTGRES_ADMIN, timeout=10)
     try:
@@ -161,21 +175,29 @@ async def test_indexes_added_to_tables_with_data_do_not_block_writes(scratch: As
         ).scalar() == 3
 
 
-async def test_an_interrupted_concurrent_build_is_built_again(scratch: AsyncEngine) -> None:
-    if scratch.dialect.name != "postgresql":
-        return  # SQLite builds indexes inside the migration's transaction: nothing half-done
+async def test_a_migration_cut_short_is_run_again_over_what_it_made(
+    scratch: AsyncEngine,
+) -> None:
     await upgrade(scratch)
-    # A 0015 cut short after its indexes, one of them left INVALID by a cancelled build.
+    postgres = scratch.dialect.name == "postgresql"
+    # 0015 cut short after its indexes (and its new column): each of those steps committed
+    # on its own (PostgreSQL's concurrent builds; SQLite's DDL). On PostgreSQL one index was
+    # left INVALID by a cancelled build.
     async with scratch.begin() as connection:
-        await connection.exec_driver_sql(
-            "UPDATE pg_index SET indisvalid = false "
-            "WHERE indexrelid = 'ix_key_usage_hourly_hour'::regclass"
-        )
+        if postgres:
+            await connection.exec_driver_sql(
+                "UPDATE pg_index SET indisvalid = false "
+                "WHERE indexrelid = 'ix_key_usage_hourly_hour'::regclass"
+            )
         await connection.exec_driver_sql("DROP TABLE job_runs")
         await connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0014'")
     statements = _statements(scratch)
     await upgrade(scratch)
 
+    assert await current_revision(scratch) == HEAD
+    assert await _schema_diff(scratch) == []
+    if not postgres:
+        return
     assert [s for s in statements if "INDEX CONCURRENTLY" in s] == [
         'DROP INDEX CONCURRENTLY IF EXISTS "ix_key_usage_hourly_hour"',
         'CREATE INDEX CONCURRENTLY "ix_key_usage_hourly_hour" ON "key_usage_hourly" ("hour")',
@@ -186,5 +208,21 @@ async def test_an_interrupted_concurrent_build_is_built_again(scratch: AsyncEngi
             "WHERE indexrelid = 'ix_key_usage_hourly_hour'::regclass"
         )
         assert valid.scalar() is True
+
+
+async def test_postgresql_migrators_starting_together_take_turns(
+    scratch_postgres: AsyncEngine,
+) -> None:
+    # Hosts of a scaled-out deployment start together; SQLite serves one host, where
+    # `keyplane serve` migrates once before its workers start.
+    scratch = scratch_postgres
+    others = [create_engine(scratch.url.render_as_string(hide_password=False)) for _ in range(2)]
+    try:
+        # Without turns they deadlock (or fail on each other's tables): bounded, to fail.
+        together = asyncio.gather(upgrade(scratch), *(upgrade(engine) for engine in others))
+        await asyncio.wait_for(together, 60)
+    finally:
+        for engine in others:
+            await engine.dispose()
     assert await current_revision(scratch) == HEAD
     assert await _schema_diff(scratch) == []

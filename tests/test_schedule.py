@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
+
 from keyplane.adapters.sql.repositories import utcnow
 from keyplane.runtime import Runtime
+from keyplane.services import schedule
 from keyplane.services.schedule import DeploymentJob, claim_turn
 from keyplane.settings import Settings
 
@@ -50,9 +53,20 @@ async def test_concurrent_claims_have_one_winner(runtime: Runtime, settings: Set
             await other.close()
 
 
-async def test_processes_ticking_together_run_the_step_once_per_interval(
-    runtime: Runtime, settings: Settings
+async def test_a_start_stamped_by_a_clock_far_ahead_does_not_hold_the_job_back(
+    runtime: Runtime,
 ) -> None:
+    assert await _claim(runtime, "job", timedelta(days=1))  # a host whose clock ran a day ahead
+    assert not await _claim(runtime, "job", timedelta(days=1) - EVERY)  # within one interval
+    assert await _claim(runtime, "job", timedelta(0))  # the others' correct clocks go on
+    assert not await _claim(runtime, "job", timedelta(seconds=1))
+
+
+async def test_processes_ticking_together_run_the_step_once_per_interval(
+    runtime: Runtime, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [START]
+    monkeypatch.setattr(schedule, "utcnow", lambda: clock[0])
     other = await Runtime.start(settings, migrate=False, background=False)
     runs: list[str] = []
     try:
@@ -61,13 +75,15 @@ async def test_processes_ticking_together_run_the_step_once_per_interval(
             async def step() -> None:
                 runs.append(process)
 
-            return DeploymentJob(rt.sessions, "sweep", 0.5, step)
+            return DeploymentJob(rt.sessions, "sweep", EVERY.total_seconds(), step)
 
         first, second = job("first", runtime), job("second", other)
         assert await first.tick()
         assert not await second.tick()
+        clock[0] += EVERY / 2
         assert not await first.tick()
-        await asyncio.sleep(0.6)
+        assert not await second.tick()
+        clock[0] += EVERY / 2
         assert await second.tick()
         assert not await first.tick()
     finally:

@@ -57,3 +57,20 @@ async def test_keys_survive_a_secret_key_rotation(world: World, settings: Settin
             assert runtime.keyring.decrypt(row.secret_version, row.secret_sealed, row.id) == secret
     finally:
         await runtime.close()
+
+
+def test_device_cookies_survive_adding_a_secret_and_die_with_its_removal() -> None:
+    from keyplane.services.crypto import Keyring
+    from keyplane.services.login_throttle import TrustedDevices
+
+    old = TrustedDevices(Keyring.parse("an-old-master-secret-value"))
+    cookie = old.issue("Owner@Example.com")
+    nonce = cookie.partition(".")[0]
+    assert old.subject("owner@example.com ", cookie) == f"device:{nonce}"  # as emails are typed
+
+    both = TrustedDevices(Keyring.parse("2:a-brand-new-master-secret,1:an-old-master-secret-value"))
+    assert both.subject("owner@example.com", cookie) == f"device:{nonce}"
+    assert both.issue("owner@example.com") != cookie
+
+    only_new = TrustedDevices(Keyring.parse("2:a-brand-new-master-secret"))
+    assert only_new.subject("owner@example.com", cookie) == "owner@example.com"

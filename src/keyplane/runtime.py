@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -17,7 +16,9 @@ from keyplane.adapters.sql.database import create_engine, session_factory
 from keyplane.adapters.sql.migrate import upgrade
 from keyplane.domain.keys import VerifiedKey
 from keyplane.domain.permissions import Permission
-from keyplane.services import housekeeping
+from keyplane.services import anomalies as anomalies_service
+from keyplane.services import housekeeping as housekeeping_service
+from keyplane.services import lifecycle
 from keyplane.services.anomalies import AnomalyDetector, load_geoip
 from keyplane.services.auth import Verifier
 from keyplane.services.auth_failures import AuthFailureMonitor
@@ -25,7 +26,7 @@ from keyplane.services.browser_guard import BrowserGuard
 from keyplane.services.changes import ChangeFeed
 from keyplane.services.crypto import Keyring, load_keyring
 from keyplane.services.github_keys import GithubKeys
-from keyplane.services.housekeeping import Retention, days, sweep
+from keyplane.services.housekeeping import Retention, sweep
 from keyplane.services.jobs import BackgroundJobs
 from keyplane.services.keys import KeyManager
 from keyplane.services.lifecycle import REMINDER_SECONDS, remind
@@ -122,13 +123,7 @@ class Runtime:
             usage=usage,
         )
         anomalies = AnomalyDetector(sessions, geoip=load_geoip(settings.geoip_csv))
-        retention = Retention(
-            usage=days(settings.usage_retention_days),
-            clients=days(settings.client_retention_days),
-            webhook_deliveries=days(settings.webhook_delivery_retention_days),
-            audit=days(settings.audit_retention_days),
-            sign_in_window=timedelta(seconds=settings.login_failure_window_seconds),
-        )
+        retention = Retention.from_settings(settings)
         runtime = cls(
             settings=settings,
             engine=engine,
@@ -210,25 +205,26 @@ def _deployment_jobs(
     anomalies: AnomalyDetector,
     retention: Retention,
 ) -> list[DeploymentJob]:
-    return [
-        DeploymentJob(
-            sessions, "anomaly_detection", settings.anomaly_interval_seconds, anomalies.run_once
-        ),
-        # Soon after start too (not an interval later), so that a deployment restarted more
-        # often than the interval still runs these; the turn is claimed, so a restart does not
-        # repeat a recent run. Not at once: a process starting is busy enough.
-        DeploymentJob(
-            sessions,
-            "expiry_reminders",
-            REMINDER_SECONDS,
-            lambda: remind(sessions),
-            first_delay=FIRST_TURN_SECONDS,
-        ),
-        DeploymentJob(
-            sessions,
-            housekeeping.JOB,
-            settings.housekeeping_interval_seconds,
-            lambda: sweep(sessions, retention),
-            first_delay=min(FIRST_TURN_SECONDS, settings.housekeeping_interval_seconds),
-        ),
-    ]
+    # Reminders and housekeeping also tick soon after start (not an interval later), so that
+    # a deployment restarted more often than the interval still runs them; the turn is
+    # claimed, so a restart does not repeat a recent run. Not at once: a process starting is
+    # busy enough.
+    reminders = DeploymentJob(
+        sessions,
+        lifecycle.JOB,
+        REMINDER_SECONDS,
+        lambda: remind(sessions),
+        first_delay=FIRST_TURN_SECONDS,
+    )
+    housekeeping = DeploymentJob(
+        sessions,
+        housekeeping_service.JOB,
+        settings.housekeeping_interval_seconds,
+        # A long first sweep stops between two batches when the process stops.
+        lambda: sweep(sessions, retention, stopping=lambda: housekeeping.stopping),
+        first_delay=min(FIRST_TURN_SECONDS, settings.housekeeping_interval_seconds),
+    )
+    detection = DeploymentJob(
+        sessions, anomalies_service.JOB, settings.anomaly_interval_seconds, anomalies.run_once
+    )
+    return [detection, reminders, housekeeping]

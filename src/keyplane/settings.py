@@ -9,6 +9,10 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# The shortest usage and client retention: services.audit.PRIVILEGE_WINDOW (30 days of usage)
+# and the longest rotation grace (30 days of callers) must stay whole (a test ties them).
+MIN_RETENTION_DAYS = 31
+
 
 class FailureMode(StrEnum):
     OPEN = "open"
@@ -115,11 +119,12 @@ class Settings(BaseSettings):
 
     @field_validator("usage_retention_days", "client_retention_days")
     @classmethod
-    def _long_enough_for_baselines(cls, value: int) -> int:
-        if 0 < value < 8:
+    def _long_enough_for_their_readers(cls, value: int) -> int:
+        if 0 < value < MIN_RETENTION_DAYS:
             raise ValueError(
-                "keep at least 8 days (anomaly detection compares against the past 7), "
-                "or 0 to keep forever"
+                f"keep at least {MIN_RETENTION_DAYS} days (the quarterly audit reads 30 days of "
+                "usage, and a rotated key's callers are counted over a grace of up to 30 "
+                "days), or 0 to keep forever"
             )
         return value
 

@@ -368,7 +368,7 @@ def test_housekeeping_deletes_what_is_past_retention_and_says_how_much(
         runtime = await Runtime.start(Settings(), migrate=False, background=False)
         try:
             async with runtime.transaction() as db:
-                for days in (30, 10, 1):
+                for days in (60, 35, 1):
                     db.add(
                         KeyUsageHourly(
                             key_id="key_a",
@@ -382,11 +382,12 @@ def test_housekeeping_deletes_what_is_past_retention_and_says_how_much(
             await runtime.close()
 
     asyncio.run(seed())
-    monkeypatch.setenv("KEYPLANE_USAGE_RETENTION_DAYS", "20")
+    monkeypatch.setenv("KEYPLANE_USAGE_RETENTION_DAYS", "40")
     assert cli.json("housekeeping")["usage_rows"] == 1
     shown = cli.run("housekeeping").stdout
     assert re.search(r"usage rows\s*│\s*0", shown), shown  # nothing more to delete
 
     monkeypatch.setenv("KEYPLANE_USAGE_RETENTION_DAYS", "3")
     refused = cli.run("housekeeping", code=1)
-    assert "keep at least 8 days" in flat(refused.stderr), refused.stderr
+    assert "invalid configuration: KEYPLANE_USAGE_RETENTION_DAYS" in flat(refused.stderr)
+    assert "keep at least 31 days" in flat(refused.stderr), refused.stderr

@@ -7,7 +7,10 @@ import re
 
 import httpx
 
+from keyplane.api.app import create_app
+from keyplane.api.deps import DEVICE_COOKIE
 from keyplane.runtime import Runtime
+from keyplane.services import accounts
 from keyplane.settings import Settings
 from tests.conftest import PASSWORD, World
 
@@ -92,7 +95,6 @@ async def test_login_form_without_its_csrf_token_is_refused(
 async def test_secure_cookie_over_https_and_behind_a_trusted_proxy(
     runtime: Runtime, settings: Settings, world: World
 ) -> None:
-    from keyplane.api.app import create_app
 
     app = create_app(runtime)
     body = {"email": world.email, "password": PASSWORD}
@@ -212,3 +214,94 @@ async def test_password_change(runtime: Runtime, client: httpx.AsyncClient, worl
     client.cookies.clear()
     assert (await sign_in(client, world.email)).status_code == 401
     assert (await sign_in(client, world.email, "a brand new secret")).status_code == 303
+
+
+# --- trusted devices: a lockout by somebody else does not lock out the owner's browser --------
+
+
+def _browser(runtime: Runtime, address: str) -> httpx.AsyncClient:
+    """Another browser (its own cookie jar) on another address, talking to the same server."""
+    transport = httpx.ASGITransport(app=create_app(runtime), client=(address, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://keyplane.test")
+
+
+async def _lock_out(browser: httpx.AsyncClient, email: str) -> httpx.Response:
+    for _ in range(5):
+        response = await sign_in(browser, email, "wrong password")
+    return response
+
+
+async def test_a_lockout_by_somebody_else_leaves_the_owners_browser_signing_in(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    assert (await sign_in(client, world.email)).status_code == 303  # the owner's browser
+    device = client.cookies[DEVICE_COOKIE]
+    client.cookies.delete("keyplane_session")  # the session ended; the device cookie stays
+
+    async with _browser(world.runtime, "203.0.113.9") as attacker:
+        locked = await _lock_out(attacker, world.email)
+        assert locked.status_code == 429
+        assert "Too many failed sign-ins for this email" in locked.text
+        assert (await sign_in(attacker, world.email)).status_code == 429  # even with the password
+
+    assert (await sign_in(client, world.email)).status_code == 303
+    assert client.cookies[DEVICE_COOKIE] != device  # a fresh one with each sign-in
+    # Revealing a secret asks for the password again: the same device, the same answer.
+    token = await session_csrf(client)
+    again = await client.post(
+        "/v1/session/reauthenticate", json={"password": PASSWORD}, headers={"X-CSRF-Token": token}
+    )
+    assert again.status_code == 200
+    # Over the JSON API too, for a browser holding a device cookie.
+    api = await client.post("/v1/session", json={"email": world.email, "password": PASSWORD})
+    assert api.status_code == 200
+
+
+async def test_a_guessing_device_is_locked_out_on_its_own(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    assert (await sign_in(client, world.email)).status_code == 303
+    locked = await _lock_out(client, world.email)
+    assert locked.status_code == 429
+    assert "Too many failed sign-ins from this browser. Try again in 15 minutes." in locked.text
+    assert (await sign_in(client, world.email)).status_code == 429
+    async with _browser(world.runtime, "198.51.100.7") as elsewhere:
+        assert (await sign_in(elsewhere, world.email)).status_code == 303
+
+
+async def test_a_device_cookie_counts_only_for_its_email_and_only_when_genuine(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    other = "second@example.com"
+    async with world.runtime.transaction() as db:
+        await accounts.create_user(db, other, PASSWORD)
+    assert (await sign_in(client, world.email)).status_code == 303
+    device = client.cookies[DEVICE_COOKIE]
+    nonce, _, signature = device.partition(".")
+
+    async with _browser(world.runtime, "203.0.113.9") as attacker:
+        assert (await _lock_out(attacker, other)).status_code == 429
+        assert (await _lock_out(attacker, world.email)).status_code == 429
+        for cookie in (
+            device,  # the owner's device cookie, for another email
+            f"{nonce[::-1]}.{signature}",  # another nonce under its signature
+            f"{nonce}.{signature[:-2]}AA",  # a forged signature
+            "x" * 300,
+        ):
+            attacker.cookies.set(DEVICE_COOKIE, cookie)
+            email = other if cookie == device else world.email
+            refused = await sign_in(attacker, email)
+            assert refused.status_code == 429, cookie
+            assert "for this email" in refused.text
+
+
+async def test_the_device_cookie_is_http_only_and_lasts_a_year(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    response = await sign_in(client, world.email)
+    cookie = next(
+        c for c in response.headers.get_list("set-cookie") if c.startswith(f"{DEVICE_COOKIE}=")
+    ).lower()
+    assert "httponly" in cookie
+    assert "samesite=lax" in cookie
+    assert f"max-age={365 * 86400}" in cookie

@@ -31,6 +31,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         data_dir=tmp_path,
         change_poll_seconds=0.05,
         anomaly_interval_seconds=0.1,
+        usage_retention_days=0,  # rows dated months back stay (see tests/conftest.py)
+        client_retention_days=0,
         _env_file=None,  # type: ignore[call-arg]
     )
 

@@ -13,11 +13,15 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
+from keyplane.adapters.sql.models import WebhookDelivery
 from keyplane.adapters.sql.repositories import utcnow
 from keyplane.runtime import Runtime
 from keyplane.services.alerts import AlertSpec, raise_alert
+from keyplane.services.housekeeping import Retention, sweep
 from keyplane.services.lifecycle import remind
+from keyplane.services.pii_inventory import inventory
 from keyplane.services.webhook_sender import WebhookSender
 from keyplane.services.webhooks import Destinations
 from keyplane.settings import Settings
@@ -276,3 +280,21 @@ async def test_managing_webhooks(client: httpx.AsyncClient, world: World) -> Non
     again = await client.delete(_hooks(world, f"/{webhook_id}"), headers=bearer(writer))
     assert again.status_code == 404
     assert again.json()["error"] == "not_found"
+
+
+async def test_a_webhooks_last_delivery_outlives_its_deliveries(
+    client: httpx.AsyncClient, world: World, runtime: Runtime
+) -> None:
+    # The PII inventory says when each webhook last sent anything; housekeeping deletes
+    # deliveries after 30 days, and a webhook quiet since then still has a last use.
+    with receiver() as hook:
+        created = await _subscribe(client, world, hook.url, ["api_key.expiring", "user.updated"])
+        await world.project_key("project:read", expires_at=utcnow() + timedelta(days=3))
+        assert await remind(runtime.sessions) == 1
+        [delivery] = await _deliveries(client, world, created["id"], until="delivered")
+    swept = await sweep(runtime.sessions, Retention(), utcnow() + timedelta(days=31))
+    assert swept["webhook_deliveries"] == 1
+    async with runtime.sessions() as db:
+        assert await db.scalar(select(func.count()).select_from(WebhookDelivery)) == 0
+        [listed] = [i for i in await inventory(db, world.project_id) if i["type"] == "webhook"]
+    assert listed["last_used_at"] == delivery["delivered_at"]

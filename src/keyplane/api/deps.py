@@ -7,6 +7,7 @@ import time
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -29,11 +30,13 @@ from keyplane.services import sessions
 from keyplane.services.auth import Admission, Principal
 from keyplane.services.browser_guard import browser_origin
 from keyplane.services.keys import Actor
-from keyplane.services.login_throttle import LoginPolicy
-from keyplane.services.sessions import SignedIn
+from keyplane.services.login_throttle import DEVICE_LIFETIME, Guard, TrustedDevices
+from keyplane.services.sessions import SignedIn, Started
 
 MAX_ID = 2**63 - 1
 SESSION_COOKIE = "keyplane_session"
+# A browser that signed in before: its wrong passwords count against itself, not the email.
+DEVICE_COOKIE = "keyplane_device"
 CSRF_HEADER = "X-CSRF-Token"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -103,25 +106,40 @@ def is_https(request: Request, trusted_proxies: list[str]) -> bool:
 
 
 def set_session_cookie(request: Request, response: Response, token: str) -> None:
-    """The sign-in cookie: never readable by scripts, not sent on cross-site subrequests, and
+    _set_cookie(request, response, SESSION_COOKIE, token, sessions.SESSION_LIFETIME)
+
+
+def set_signed_in_cookies(request: Request, response: Response, started: Started) -> None:
+    """After a password sign-in: the session, and this browser as a trusted device."""
+    set_session_cookie(request, response, started.token)
+    _set_cookie(request, response, DEVICE_COOKIE, started.device, DEVICE_LIFETIME)
+
+
+def _set_cookie(
+    request: Request, response: Response, name: str, value: str, lifetime: timedelta
+) -> None:
+    """Sign-in cookies: never readable by scripts, not sent on cross-site subrequests, and
     Secure whenever the browser speaks HTTPS to us (or the operator forces it)."""
     settings = runtime(request).settings
     response.set_cookie(
-        SESSION_COOKIE,
-        token,
+        name,
+        value,
         httponly=True,
         samesite="lax",
         secure=settings.session_cookie_secure or is_https(request, settings.trusted_proxies),
-        max_age=int(sessions.SESSION_LIFETIME.total_seconds()),
+        max_age=int(lifetime.total_seconds()),
         path="/",
     )
 
 
-def login_policy(request: Request) -> LoginPolicy:
-    s = runtime(request).settings
-    return sessions.policy_from(
+def login_guard(request: Request) -> Guard:
+    """How a password typed in this request is throttled (services.login_throttle)."""
+    rt = runtime(request)
+    s = rt.settings
+    policy = sessions.policy_from(
         s.login_max_failures, s.login_failure_window_seconds, s.login_lockout_seconds
     )
+    return Guard(policy, TrustedDevices(rt.keyring), request.cookies.get(DEVICE_COOKIE))
 
 
 def observe(request: Request, admission: Admission, seconds: float) -> None:

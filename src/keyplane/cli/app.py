@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from sqlalchemy import make_url, select
 
 from keyplane.adapters.sql.models import ApiKey, Organization, Project
@@ -23,14 +24,15 @@ from keyplane.cli.scan import scan as scan_files
 from keyplane.domain.errors import KeyplaneError
 from keyplane.domain.keyformat import Mode
 from keyplane.domain.keys import KeyLabel
+from keyplane.observability import configure_logging
 from keyplane.runtime import Runtime
 from keyplane.services import accounts, pii_inventory
 from keyplane.services import audit as audit_service
-from keyplane.services import housekeeping as housekeeping_job
+from keyplane.services import housekeeping as housekeeping_service
 from keyplane.services import usage as usage_service
 from keyplane.services.keys import Actor, KeySpec, describe, reencrypt
 from keyplane.services.schedule import claim_turn
-from keyplane.settings import Settings
+from keyplane.settings import LogFormat, Settings
 
 app = typer.Typer(
     help="keyplane: API keys for multi-project AI-agent platforms.",
@@ -48,12 +50,29 @@ T = TypeVar("T")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
+def load_settings() -> Settings:
+    """The KEYPLANE_* configuration, or a one-line message naming what is wrong with it."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"KEYPLANE_{'_'.join(str(part) for part in e['loc']).upper()}: {e['msg']}"
+            for e in error.errors()
+        )
+        fail(f"invalid configuration: {problems}")
+
+
 def run(work: Callable[[Runtime], Awaitable[T]]) -> T:
     """Run one command against a freshly started runtime (migrating first); domain errors
     become a one-line message on stderr and exit code 1."""
 
+    settings = load_settings()
+    # Logs go to stderr (structlog's default is stdout): stdout is the command's output,
+    # which scripts parse (--json).
+    configure_logging(json_format=settings.log_format == LogFormat.JSON)
+
     async def main() -> T:
-        runtime = await Runtime.start(Settings(), background=False)
+        runtime = await Runtime.start(settings, background=False)
         try:
             return await work(runtime)
         finally:
@@ -74,7 +93,7 @@ def serve(
     """Migrate the database, then serve the API (and dashboard)."""
     import uvicorn
 
-    settings = Settings()
+    settings = load_settings()
 
     async def migrate(runtime: Runtime) -> None:
         return None
@@ -531,9 +550,9 @@ def housekeeping(json_output: JsonFlag = False) -> None:
     Servers do this themselves every KEYPLANE_HOUSEKEEPING_INTERVAL_SECONDS."""
 
     async def work(runtime: Runtime) -> dict[str, int]:
-        deleted = await housekeeping_job.sweep(runtime.sessions, runtime.retention)
+        deleted = await housekeeping_service.sweep(runtime.sessions, runtime.retention)
         async with runtime.transaction() as db:  # servers then wait a whole interval
-            await claim_turn(db, housekeeping_job.JOB, timedelta(0), utcnow())
+            await claim_turn(db, housekeeping_service.JOB, timedelta(0), utcnow())
         return deleted
 
     deleted = run(work)

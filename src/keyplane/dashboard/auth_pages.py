@@ -9,7 +9,7 @@ from sqlalchemy import select
 from starlette.responses import RedirectResponse, Response
 
 from keyplane.adapters.sql.models import Organization
-from keyplane.api.deps import SESSION_COOKIE, login_policy, runtime, set_session_cookie
+from keyplane.api.deps import SESSION_COOKIE, login_guard, runtime, set_signed_in_cookies
 from keyplane.api.errors import status_of
 from keyplane.dashboard.web import (
     LOGIN_CSRF_COOKIE,
@@ -119,8 +119,8 @@ async def login(
         check_form_csrf(request.cookies.get(LOGIN_CSRF_COOKIE, ""), csrf or None)
         if not email.strip() or not password:
             raise ValidationFailed("Enter your email and your password.")
-        token, _signed_in = await sessions.sign_in(
-            runtime(request).transaction, email, password, login_policy(request)
+        started = await sessions.sign_in(
+            runtime(request).transaction, email, password, login_guard(request)
         )
     except CsrfFailed:
         return await again("The sign-in form had expired; please sign in again.", 403)
@@ -131,7 +131,7 @@ async def login(
         response.headers["Retry-After"] = str(error.retry_after)
         return response
     response = RedirectResponse(target, status_code=303)
-    set_session_cookie(request, response, token)
+    set_signed_in_cookies(request, response, started)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path=PREFIX)
     return response
 

@@ -1,5 +1,6 @@
-"""Anomaly detection over the hourly usage rollups and key clients (issue 7), run in the
-background of every process; the alerts table's dedup key makes each alert exist once.
+"""Anomaly detection over the hourly usage rollups and key clients (issue 7), run once per
+interval across the deployment (services.schedule); the alerts table's dedup key makes each
+alert exist once even if two processes judge the same hour.
 
 Signals, each against the key's own history: request-volume spikes, permission-error (403)
 bursts, off-hours activity, and requests from a new network (/16 or /48) or, with an
@@ -29,6 +30,7 @@ from keyplane.services.usage import FORBIDDEN
 log = structlog.get_logger(__name__)
 
 HISTORY = timedelta(days=7)
+JOB = "anomaly_detection"  # its name among the deployment's jobs (services.schedule)
 NEW_CLIENT_LOOKBACK = timedelta(hours=2)
 # Keys (or clients) judged per query: memory and query size stay bounded whatever the number
 # of keys in use (an IN list of 500 is far below any bind-parameter limit).

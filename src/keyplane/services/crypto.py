@@ -34,6 +34,7 @@ class SecretVersion:
     pepper: bytes
     aead: AESGCM
     pseudonym: bytes
+    cookies: bytes
 
     @classmethod
     def from_master(cls, version: int, master: bytes) -> SecretVersion:
@@ -42,6 +43,7 @@ class SecretVersion:
             pepper=_derive(master, b"keyplane lookup pepper v1"),
             aead=AESGCM(_derive(master, b"keyplane secret encryption v1")),
             pseudonym=_derive(master, b"keyplane export pseudonyms v1"),
+            cookies=_derive(master, b"keyplane cookie signatures v1"),
         )
 
 
@@ -69,6 +71,18 @@ class Keyring:
         Uses the oldest secret version, so that adding a newer secret keeps pseudonyms."""
         key = self._versions[min(self._versions)].pseudonym
         return "u_" + hmac.digest(key, value.encode("utf-8"), sha256).hex()[:32]
+
+    def sign_cookie(self, value: str) -> str:
+        """A signature for a value a browser keeps for us (newest secret), URL-safe."""
+        return _cookie_signature(self.current.cookies, value)
+
+    def cookie_signed(self, value: str, signature: str) -> bool:
+        """Whether `signature` is `value`'s under any secret version (adding a secret does
+        not invalidate the cookies signed before)."""
+        return any(
+            hmac.compare_digest(_cookie_signature(v.cookies, value), signature)
+            for v in self._versions.values()
+        )
 
     def encrypt(self, key: str, key_id: str) -> tuple[int, bytes]:
         nonce = os.urandom(_NONCE_BYTES)
@@ -99,6 +113,11 @@ class Keyring:
                 'as "secret" or "2:newer,1:older"'
             )
         return cls(versions)
+
+
+def _cookie_signature(key: bytes, value: str) -> str:
+    digest = hmac.digest(key, value.encode("utf-8"), sha256)
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def load_keyring(configured: str | None, data_dir: Path) -> Keyring:

@@ -44,6 +44,9 @@ from keyplane.services.crypto import Keyring
 
 MAX_NAME_LENGTH = 200
 
+# The longest an old secret keeps working after a rotation.
+MAX_GRACE_SECONDS = 30 * 86400
+
 
 @dataclass(frozen=True)
 class Actor:
@@ -538,10 +541,10 @@ class KeyManager:
             raise Conflict(
                 f"Key {row.id} was already rotated or revoked; rotate its replacement instead."
             )
-        if grace_seconds < 0 or grace_seconds > 30 * 86400:
+        if grace_seconds < 0 or grace_seconds > MAX_GRACE_SECONDS:
             raise ValidationFailed(
-                "grace_seconds must be between 0 (revoke the old secret now) and 2592000 "
-                "(30 days).",
+                "grace_seconds must be between 0 (revoke the old secret now) and "
+                f"{MAX_GRACE_SECONDS} (30 days).",
                 details=[{"loc": ["grace_seconds"], "msg": "out of range"}],
             )
         spec = KeySpec(

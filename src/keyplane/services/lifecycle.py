@@ -13,6 +13,7 @@ from keyplane.adapters.sql.repositories import iso, utcnow
 from keyplane.services import webhooks
 
 REMINDER_SECONDS = 300  # how often the deployment looks for reminders that are due
+JOB = "expiry_reminders"  # its name among the deployment's jobs (services.schedule)
 
 # Nearest first: a key found 12 hours from expiry gets the 1-day reminder only.
 REMINDER_DAYS = (1, 7)

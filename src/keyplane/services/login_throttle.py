@@ -1,11 +1,19 @@
-"""Throttling of dashboard sign-ins: after `max_failures` wrong passwords for one email within
-the window, that email is locked out for a while, on every instance (the counts live in the
-database). Counted per email whether or not an account exists, so the lockout reveals nothing
-about which emails have accounts."""
+"""Throttling of dashboard sign-ins: after `max_failures` wrong passwords within the window,
+sign-in is locked for a while, on every instance (the counts live in the database).
+
+What is counted (the subject) depends on the browser. An unknown browser counts against the
+email, whether or not an account exists, so the lockout reveals nothing about which emails
+have accounts. A browser where that person signed in before carries a device cookie
+(OWASP's "device cookies"): it counts against that device alone. So whoever types wrong
+passwords for somebody else's email locks out unknown browsers only, never the owner's own
+browser; a device that guesses is locked out on its own, and without its cookie it is an
+unknown browser again, counted against the email.
+"""
 
 from __future__ import annotations
 
 import math
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,6 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from keyplane.adapters.sql.models import LoginThrottle
 from keyplane.adapters.sql.repositories import aware, utcnow
 from keyplane.domain.errors import LoginLocked
+from keyplane.services.crypto import Keyring
+
+DEVICE_LIFETIME = timedelta(days=365)
+DEVICE_PREFIX = "device:"  # a subject for a device; emails are stored as typed (lower case)
 
 
 @dataclass(frozen=True)
@@ -24,8 +36,48 @@ class LoginPolicy:
     lockout: timedelta = timedelta(minutes=15)
 
 
-def _key(email: str) -> str:
+@dataclass(frozen=True)
+class Guard:
+    """What a password check from one browser is throttled by: the policy, and its subject
+    (the browser's device cookie, when it is one for the email, else the email)."""
+
+    policy: LoginPolicy
+    devices: TrustedDevices
+    device_cookie: str | None
+
+    def subject(self, email: str) -> str:
+        return self.devices.subject(email, self.device_cookie)
+
+
+def email_subject(email: str) -> str:
     return email.strip().lower()[:320]
+
+
+class TrustedDevices:
+    """Device cookies: `<nonce>.<signature of the email and nonce>`. Nothing is stored; the
+    signature (keyed by the server's secret) says that this browser signed in as that email."""
+
+    def __init__(self, keyring: Keyring) -> None:
+        self._keyring = keyring
+
+    def issue(self, email: str) -> str:
+        nonce = secrets.token_urlsafe(16)
+        return f"{nonce}.{self._keyring.sign_cookie(self._signed(email, nonce))}"
+
+    def subject(self, email: str, cookie: str | None) -> str:
+        """What a sign-in as `email` from a browser with `cookie` counts against."""
+        cookie = cookie or ""
+        nonce, _, signature = cookie.partition(".")
+        trusted = (
+            nonce
+            and len(cookie) < 200  # ours are 66 characters; nothing bigger is worth a MAC
+            and self._keyring.cookie_signed(self._signed(email, nonce), signature)
+        )
+        return DEVICE_PREFIX + nonce if trusted else email_subject(email)
+
+    @staticmethod
+    def _signed(email: str, nonce: str) -> str:
+        return f"device\n{email_subject(email)}\n{nonce}"
 
 
 def wait_phrase(seconds: int) -> str:
@@ -36,32 +88,33 @@ def wait_phrase(seconds: int) -> str:
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
-def _locked(until: datetime, now: datetime) -> LoginLocked:
+def _locked(subject: str, until: datetime, now: datetime) -> LoginLocked:
     seconds = max(1, math.ceil((until - now).total_seconds()))
+    whose = "from this browser" if subject.startswith(DEVICE_PREFIX) else "for this email"
     return LoginLocked(
-        f"Too many failed sign-ins for this email. Try again in {wait_phrase(seconds)}.",
+        f"Too many failed sign-ins {whose}. Try again in {wait_phrase(seconds)}.",
         retry_after=seconds,
     )
 
 
-async def check(db: AsyncSession, email: str) -> None:
-    """Refuse at once (without checking the password) while the email is locked out."""
-    row = await db.get(LoginThrottle, _key(email))
+async def check(db: AsyncSession, subject: str) -> None:
+    """Refuse at once (without checking the password) while the subject is locked out."""
+    row = await db.get(LoginThrottle, subject)
     now = utcnow()
     until = aware(row.locked_until) if row is not None else None
     if until is not None and until > now:
-        raise _locked(until, now)
+        raise _locked(subject, until, now)
 
 
-async def record_failure(db: AsyncSession, email: str, policy: LoginPolicy) -> LoginLocked | None:
+async def record_failure(db: AsyncSession, subject: str, policy: LoginPolicy) -> LoginLocked | None:
     """Count a wrong password; returns the lockout error when this failure starts one, so the
     caller can say so right away."""
     now = utcnow()
     row = await db.scalar(
-        select(LoginThrottle).where(LoginThrottle.email == _key(email)).with_for_update()
+        select(LoginThrottle).where(LoginThrottle.subject == subject).with_for_update()
     )
     if row is None:
-        row = LoginThrottle(email=_key(email), failures=0, window_started_at=now)
+        row = LoginThrottle(subject=subject, failures=0, window_started_at=now)
         db.add(row)
     started = aware(row.window_started_at) or now
     if now - started > policy.window:  # a fresh window: old failures no longer count
@@ -73,7 +126,7 @@ async def record_failure(db: AsyncSession, email: str, policy: LoginPolicy) -> L
         row.locked_until = now + policy.lockout
         row.failures = 0
         row.window_started_at = now
-        return _locked(row.locked_until, now)
+        return _locked(subject, row.locked_until, now)
     return None
 
 
@@ -81,10 +134,10 @@ def attempts_left(failures_so_far: int, policy: LoginPolicy) -> int:
     return max(0, policy.max_failures - failures_so_far)
 
 
-async def failures(db: AsyncSession, email: str) -> int:
-    row = await db.get(LoginThrottle, _key(email))
+async def failures(db: AsyncSession, subject: str) -> int:
+    row = await db.get(LoginThrottle, subject)
     return 0 if row is None else row.failures
 
 
-async def clear(db: AsyncSession, email: str) -> None:
-    await db.execute(delete(LoginThrottle).where(LoginThrottle.email == _key(email)))
+async def clear(db: AsyncSession, subject: str) -> None:
+    await db.execute(delete(LoginThrottle).where(LoginThrottle.subject == subject))

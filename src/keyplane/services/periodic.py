@@ -46,6 +46,10 @@ class Periodic:
     def running(self) -> bool:
         return self._task is not None
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     def start(self) -> None:
         self._stopping.clear()
         self._task = asyncio.create_task(self._run(), name=self._name)

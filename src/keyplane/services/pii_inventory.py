@@ -10,10 +10,10 @@ import io
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keyplane.adapters.sql.models import ApiKey, Project, User, WebhookDelivery, WebhookEndpoint
+from keyplane.adapters.sql.models import ApiKey, Project, User, WebhookEndpoint
 from keyplane.adapters.sql.repositories import iso, project_access, utcnow
 from keyplane.domain.keys import KeyKind
 from keyplane.domain.permissions import Permission, closure
@@ -108,11 +108,6 @@ async def inventory(db: AsyncSession, project_id: int) -> list[dict[str, Any]]:
         events = sorted(set(hook.events) & PII_EVENTS)
         if not events:
             continue
-        last = await db.scalar(
-            select(func.max(WebhookDelivery.delivered_at)).where(
-                WebhookDelivery.endpoint_id == hook.id
-            )
-        )
         items.append(
             {
                 "type": "webhook",
@@ -122,7 +117,7 @@ async def inventory(db: AsyncSession, project_id: int) -> list[dict[str, Any]]:
                 "name": hook.description or hook.url,
                 "owner": emails.get(hook.created_by) if hook.created_by else None,
                 "personal_data": events,
-                "last_used_at": iso(last),
+                "last_used_at": iso(hook.last_delivered_at),
                 "created_at": iso(hook.created_at),
                 "target": hook.url,
             }

@@ -4,8 +4,10 @@ run once per interval, however many API processes there are.
 Every process ticks; at each tick it claims the job's turn with a conditional update on its
 `job_runs` row ("started before now - interval"), and only the process whose update changed
 the row runs the step. No leader to elect or lose: a process that dies mid-step just leaves
-the next turn to whoever ticks after the interval. The jobs stay safe to run twice (their
-writes are deduplicated), so a clock skewed between hosts costs a repeat, not a mistake.
+the next turn to whoever ticks after the interval; a step that fails has used its turn all
+the same (the next comes an interval later). The jobs stay safe to run twice (their writes
+are deduplicated): hosts whose clocks disagree by less than an interval shift the turns a
+little; a start stamped more than an interval ahead is taken for a wrong clock and ignored.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keyplane.adapters.sql.database import dialect_insert
@@ -27,7 +29,12 @@ async def claim_turn(db: AsyncSession, job: str, every: timedelta, now: datetime
     claim is recorded when the transaction commits; of concurrent callers exactly one wins."""
     claimed = await db.execute(
         update(JobRun)
-        .where(JobRun.name == job, JobRun.started_at <= now - every)
+        .where(
+            JobRun.name == job,
+            # A start stamped further ahead than an interval came from a clock that was
+            # wrong (or still is): it must not hold the job back until then.
+            or_(JobRun.started_at <= now - every, JobRun.started_at > now + every),
+        )
         .values(started_at=now)
     )
     if claimed.rowcount == 1:  # type: ignore[attr-defined]
@@ -72,6 +79,11 @@ class DeploymentJob:
 
     async def stop(self) -> None:
         await self._loop.stop()
+
+    @property
+    def stopping(self) -> bool:
+        """True once this process is stopping: a long step should end at its next pause."""
+        return self._loop.stopping
 
     async def tick(self) -> bool:
         """Run the step if it is this process's turn; True when it ran."""

@@ -17,7 +17,7 @@ from keyplane.adapters.sql.models import Session, User
 from keyplane.adapters.sql.repositories import aware, utcnow
 from keyplane.domain.errors import InvalidCredentials, PasswordLoginDisabled, ValidationFailed
 from keyplane.services import login_throttle, sso
-from keyplane.services.login_throttle import LoginPolicy
+from keyplane.services.login_throttle import Guard, LoginPolicy
 from keyplane.services.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
 
 SESSION_LIFETIME = timedelta(hours=12)
@@ -69,32 +69,46 @@ def start(db: AsyncSession, user_id: int, *, password_verified: bool) -> tuple[s
 Transaction = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 
+@dataclass(frozen=True)
+class Started:
+    """A sign-in's cookies: the session, and the device cookie that makes this browser a
+    trusted device for the email (services.login_throttle)."""
+
+    token: str
+    signed_in: SignedIn
+    device: str
+
+
 async def sign_in(
-    transaction: Transaction, email: str, password: str, policy: LoginPolicy
-) -> tuple[str, SignedIn]:
-    """`login` behind the throttle: a locked-out email is refused before its password is
-    checked, and each wrong password is counted in its own transaction (the failed sign-in
-    itself rolls back)."""
+    transaction: Transaction,
+    email: str,
+    password: str,
+    guard: Guard,
+) -> Started:
+    """`login` behind the throttle: a locked-out subject (this browser's device, else the
+    email) is refused before its password is checked, and each wrong password is counted in
+    its own transaction (the failed sign-in itself rolls back)."""
+    subject = guard.subject(email)
     async with transaction() as db:
-        await login_throttle.check(db, email)
+        await login_throttle.check(db, subject)
     try:
         async with transaction() as db:
             token, signed_in = await login(db, email, password)
-            await login_throttle.clear(db, email)
+            await login_throttle.clear(db, subject)
     except InvalidCredentials:
         async with transaction() as db:
-            locked = await login_throttle.record_failure(db, email, policy)
-            count = await login_throttle.failures(db, email)
+            locked = await login_throttle.record_failure(db, subject, guard.policy)
+            count = await login_throttle.failures(db, subject)
         if locked is not None:
             raise locked from None
-        left = login_throttle.attempts_left(count, policy)
-        lockout = login_throttle.wait_phrase(int(policy.lockout.total_seconds()))
+        left = login_throttle.attempts_left(count, guard.policy)
+        lockout = login_throttle.wait_phrase(int(guard.policy.lockout.total_seconds()))
         raise InvalidCredentials(
             f"Wrong email or password. {left} more attempt{'s' if left != 1 else ''} before "
             f"sign-in is locked for {lockout}.",
             attempts_left=left,
         ) from None
-    return token, signed_in
+    return Started(token, signed_in, guard.devices.issue(email))
 
 
 async def resolve(db: AsyncSession, token: str) -> SignedIn | None:
@@ -122,23 +136,27 @@ async def reauthenticate(db: AsyncSession, token: str, password: str) -> SignedI
 
 
 async def confirm_password(
-    transaction: Transaction, token: str, password: str, policy: LoginPolicy
+    transaction: Transaction,
+    token: str,
+    password: str,
+    guard: Guard,
 ) -> SignedIn:
     """`reauthenticate` behind the sign-in throttle: wrong passwords typed to reveal a secret
-    count like wrong sign-ins, so a borrowed session cannot be used to guess the password."""
+    count like wrong sign-ins (against the same subject), so a borrowed session cannot be used
+    to guess the password."""
     async with transaction() as db:
         row = await db.get(Session, _hash(token))
         user = None if row is None else await db.get(User, row.user_id)
-        email = user.email if user is not None else ""
-        if email:
-            await login_throttle.check(db, email)
+        subject = guard.subject(user.email) if user is not None else ""
+        if subject:
+            await login_throttle.check(db, subject)
     try:
         async with transaction() as db:
             return await reauthenticate(db, token, password)
     except InvalidCredentials:
-        if email:
+        if subject:
             async with transaction() as db:
-                locked = await login_throttle.record_failure(db, email, policy)
+                locked = await login_throttle.record_failure(db, subject, guard.policy)
             if locked is not None:
                 raise locked from None
         raise

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 import httpx
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keyplane import __version__
@@ -238,6 +238,18 @@ class WebhookSender:
             )
             .values(**values)
         )
+        if outcome.ok and changed.rowcount == 1:  # type: ignore[attr-defined]
+            await db.execute(
+                update(WebhookEndpoint)
+                .where(
+                    WebhookEndpoint.id == delivery.endpoint_id,
+                    or_(
+                        WebhookEndpoint.last_delivered_at.is_(None),
+                        WebhookEndpoint.last_delivered_at < now,
+                    ),
+                )
+                .values(last_delivered_at=now)
+            )
         if give_up and changed.rowcount == 1:  # type: ignore[attr-defined]
             await disable_after_failures(
                 db,

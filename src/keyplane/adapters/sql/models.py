@@ -139,8 +139,8 @@ class ApiKey(Base):
     __tablename__ = "api_keys"
     __table_args__ = (
         Index("ix_api_keys_project_active", "project_id", "revoked_at"),
-        # Expiry reminders look for live keys expiring soon every few minutes in every
-        # process: without it, a scan of the whole table each time (441 MB at 1,000,000 keys).
+        # Expiry reminders look for live keys expiring soon every few minutes: without it, a
+        # scan of the whole table each time (441 MB at 1,000,000 keys).
         Index(
             "ix_api_keys_expiring",
             "expires_at",
@@ -223,11 +223,13 @@ class Session(Base):
 
 
 class LoginThrottle(Base):
-    """Failed dashboard sign-ins per email address (known or not, so that the lockout says
-    nothing about which accounts exist). Shared by every instance through the database."""
+    """Failed dashboard sign-ins per subject: an email address (known or not, so that the
+    lockout says nothing about which accounts exist), or "device:<nonce>" for a browser with
+    a device cookie (services.login_throttle). Shared by every instance through the database.
+    The column kept its first name, `email`."""
 
     __tablename__ = "login_throttles"
-    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    subject: Mapped[str] = mapped_column("email", String(320), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     window_started_at: Mapped[datetime] = mapped_column(_tz())
     locked_until: Mapped[datetime | None] = mapped_column(_tz())
@@ -481,6 +483,9 @@ class WebhookEndpoint(Base):
     mode: Mapped[str] = mapped_column(String(8), default="live", server_default="live")
     description: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime | None] = mapped_column(_tz())
+    # When a delivery last succeeded (the PII inventory's "last used"): deliveries themselves
+    # are deleted after their retention.
+    last_delivered_at: Mapped[datetime | None] = mapped_column(_tz())
     # Set when deliveries kept failing for the whole retry window; nothing is queued or sent
     # until someone enables it again (PATCH {"enabled": true}).
     disabled_at: Mapped[datetime | None] = mapped_column(_tz())

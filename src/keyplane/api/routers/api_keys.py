@@ -10,7 +10,7 @@ from pydantic import AfterValidator
 
 from keyplane.adapters.sql.models import ApiKey
 from keyplane.adapters.sql.repositories import utcnow
-from keyplane.api.deps import ActorDep, ProjectId, RuntimeDep, login_policy
+from keyplane.api.deps import ActorDep, ProjectId, RuntimeDep, login_guard
 from keyplane.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor
 from keyplane.api.schemas import (
     ApiKeyCreated,
@@ -102,7 +102,7 @@ async def _reveal(
     token = request.cookies["keyplane_session"]
     if body is not None and body.password is not None:
         signed_in = await sessions.confirm_password(
-            rt.transaction, token, body.password, login_policy(request)
+            rt.transaction, token, body.password, login_guard(request)
         )
     async with rt.transaction() as db:
         window = timedelta(seconds=rt.settings.reveal_reauth_seconds)

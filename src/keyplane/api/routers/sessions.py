@@ -8,8 +8,8 @@ from keyplane.api.deps import (
     SESSION_COOKIE,
     RuntimeDep,
     current_session,
-    login_policy,
-    set_session_cookie,
+    login_guard,
+    set_signed_in_cookies,
 )
 from keyplane.api.schemas import Login, Reauthenticate, SessionOut, errors_doc
 from keyplane.domain.errors import MissingAuthorization
@@ -23,11 +23,11 @@ async def login(body: Login, request: Request, response: Response, rt: RuntimeDe
     """Sign in. Repeated wrong passwords for one email lock it out for a while: 429
     login_locked with `retry_after` seconds. Members of an organization that signs in with
     SSO only get 403 password_login_disabled (after a correct password)."""
-    token, signed_in = await sessions.sign_in(
-        rt.transaction, body.email, body.password, login_policy(request)
+    started = await sessions.sign_in(
+        rt.transaction, body.email, body.password, login_guard(request)
     )
-    set_session_cookie(request, response, token)
-    return SessionOut(user_id=signed_in.user_id, csrf_token=signed_in.csrf_token)
+    set_signed_in_cookies(request, response, started)
+    return SessionOut(user_id=started.signed_in.user_id, csrf_token=started.signed_in.csrf_token)
 
 
 @router.post("/reauthenticate", response_model=SessionOut, responses=errors_doc(401, 422, 429))
@@ -37,7 +37,7 @@ async def reauthenticate(body: Reauthenticate, request: Request, rt: RuntimeDep)
     if found is None:
         raise MissingAuthorization("Sign in first.")
     signed_in = await sessions.confirm_password(
-        rt.transaction, found[0], body.password, login_policy(request)
+        rt.transaction, found[0], body.password, login_guard(request)
     )
     return SessionOut(user_id=signed_in.user_id, csrf_token=signed_in.csrf_token)
 

@@ -5,7 +5,10 @@ flushes, key changes, audit events: seconds to minutes on a large deployment, du
 upgrade whose older processes are still serving). CREATE INDEX CONCURRENTLY does not, but
 must run outside a transaction, so it runs in Alembic's autocommit block. A concurrent build
 that was interrupted leaves an INVALID index behind, which IF NOT EXISTS would then keep for
-ever: such a leftover is dropped and built again. SQLite builds the index in place.
+ever: such a leftover is dropped and built again (migrators take turns, migrate.upgrade, so
+an invalid index is never another host's build under way). SQLite builds the index in place,
+IF NOT EXISTS: its DDL commits statement by statement, so a migration cut short is re-run
+over what it already made.
 """
 
 from __future__ import annotations
@@ -16,7 +19,13 @@ from alembic import op
 
 def create_index(name: str, table: str, columns: list[str], where: str | None = None) -> None:
     if op.get_bind().dialect.name != "postgresql":
-        op.create_index(name, table, columns, sqlite_where=sa.text(where) if where else None)
+        op.create_index(
+            name,
+            table,
+            columns,
+            sqlite_where=sa.text(where) if where else None,
+            if_not_exists=True,
+        )
         return
     with op.get_context().autocommit_block():
         bind = op.get_bind()
