@@ -60,17 +60,27 @@ async def test_keys_survive_a_secret_key_rotation(world: World, settings: Settin
 
 
 def test_device_cookies_survive_adding_a_secret_and_die_with_its_removal() -> None:
+    from keyplane.adapters.sql.models import User
     from keyplane.services.crypto import Keyring
     from keyplane.services.login_throttle import TrustedDevices
 
+    owner = User(id=7, email="owner@example.com", password_hash="$argon2id$v=19$hash")
+    account = (7, owner.password_hash)
     old = TrustedDevices(Keyring.parse("an-old-master-secret-value"))
-    cookie = old.issue("Owner@Example.com")
+    cookie = old.issue(owner)
     nonce = cookie.partition(".")[0]
-    assert old.subject("owner@example.com ", cookie) == f"device:{nonce}"  # as emails are typed
+    assert old.subject(" Owner@Example.com", account, cookie) == f"device:{nonce}"
 
     both = TrustedDevices(Keyring.parse("2:a-brand-new-master-secret,1:an-old-master-secret-value"))
-    assert both.subject("owner@example.com", cookie) == f"device:{nonce}"
-    assert both.issue("owner@example.com") != cookie
+    assert both.subject("owner@example.com", account, cookie) == f"device:{nonce}"
+    assert both.issue(owner) != cookie
 
     only_new = TrustedDevices(Keyring.parse("2:a-brand-new-master-secret"))
-    assert only_new.subject("owner@example.com", cookie) == "owner@example.com"
+    assert only_new.subject("owner@example.com", account, cookie) == "owner@example.com"
+    # Bound to the account and its password: another account, or a new password, is not it.
+    assert old.subject("owner@example.com", (8, owner.password_hash), cookie) == (
+        "owner@example.com"
+    )
+    assert old.subject("owner@example.com", (7, "$argon2id$v=19$new"), cookie) == (
+        "owner@example.com"
+    )

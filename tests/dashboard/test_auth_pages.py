@@ -6,9 +6,12 @@ from __future__ import annotations
 import re
 
 import httpx
+from sqlalchemy import func, select
 
+from keyplane.adapters.sql.models import LoginThrottle
 from keyplane.api.app import create_app
 from keyplane.api.deps import DEVICE_COOKIE
+from keyplane.dashboard.web import LOGIN_CSRF_COOKIE as LOGIN_CSRF
 from keyplane.runtime import Runtime
 from keyplane.services import accounts
 from keyplane.settings import Settings
@@ -38,6 +41,16 @@ async def sign_in(
     )
 
 
+def set_cookies(response: httpx.Response, count: int | None = None) -> dict[str, str]:
+    """Each cookie the response sets, by name, its header lower-cased."""
+    cookies = {
+        header.split("=", 1)[0]: header.lower()
+        for header in response.headers.get_list("set-cookie")
+    }
+    assert count is None or len(cookies) == count, cookies
+    return cookies
+
+
 async def session_csrf(client: httpx.AsyncClient) -> str:
     page = await client.get("/dashboard/account/password")
     assert page.status_code == 200
@@ -57,11 +70,14 @@ async def test_pages_need_a_session_and_come_back_after_sign_in(
     signed = await sign_in(client, world.email, next_path=target)
     assert signed.status_code == 303
     assert signed.headers["location"] == target
-    cookie = signed.headers["set-cookie"].lower()
-    assert "keyplane_session=" in cookie
-    assert "httponly" in cookie
-    assert "samesite=lax" in cookie
-    assert "secure" not in cookie  # plain HTTP on loopback: a Secure cookie would never return
+    for name, cookie in set_cookies(signed).items():
+        if name == LOGIN_CSRF:
+            continue
+        assert "httponly" in cookie, name
+        assert "samesite=lax" in cookie, name
+        assert "path=/;" in cookie or cookie.endswith("path=/"), name
+        assert "secure" not in cookie, name  # plain HTTP on loopback: never sent back
+    assert set(set_cookies(signed)) >= {"keyplane_session", DEVICE_COOKIE}
     page = await client.get(target)
     assert page.status_code == 200
     assert "API Keys" in page.text
@@ -101,11 +117,12 @@ async def test_secure_cookie_over_https_and_behind_a_trusted_proxy(
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="https://keyplane.test") as c:
         response = await c.post("/v1/session", json=body)
-        assert "secure" in response.headers["set-cookie"].lower()
+        assert all("secure" in cookie for cookie in set_cookies(response, 2).values())
     async with httpx.AsyncClient(transport=transport, base_url="http://keyplane.test") as c:
         claimed = {"X-Forwarded-Proto": "https"}
         response = await c.post("/v1/session", json=body, headers=claimed)
-        assert "secure" not in response.headers["set-cookie"].lower()  # untrusted claim
+        # An untrusted claim.
+        assert not any("secure" in cookie for cookie in set_cookies(response, 2).values())
     behind_proxy = await Runtime.start(
         settings.model_copy(update={"trusted_proxies": ["127.0.0.1/32"]}), migrate=False
     )
@@ -113,7 +130,7 @@ async def test_secure_cookie_over_https_and_behind_a_trusted_proxy(
         transport = httpx.ASGITransport(app=create_app(behind_proxy), client=("127.0.0.1", 5))
         async with httpx.AsyncClient(transport=transport, base_url="http://keyplane.test") as c:
             response = await c.post("/v1/session", json=body, headers=claimed)
-            assert "secure" in response.headers["set-cookie"].lower()
+            assert all("secure" in cookie for cookie in set_cookies(response, 2).values())
     finally:
         await behind_proxy.close()
 
@@ -286,7 +303,6 @@ async def test_a_device_cookie_counts_only_for_its_email_and_only_when_genuine(
             device,  # the owner's device cookie, for another email
             f"{nonce[::-1]}.{signature}",  # another nonce under its signature
             f"{nonce}.{signature[:-2]}AA",  # a forged signature
-            "x" * 300,
         ):
             attacker.cookies.set(DEVICE_COOKIE, cookie)
             email = other if cookie == device else world.email
@@ -295,13 +311,80 @@ async def test_a_device_cookie_counts_only_for_its_email_and_only_when_genuine(
             assert "for this email" in refused.text
 
 
-async def test_the_device_cookie_is_http_only_and_lasts_a_year(
+async def test_the_device_cookie_lasts_a_year(client: httpx.AsyncClient, world: World) -> None:
+    response = await sign_in(client, world.email)
+    assert f"max-age={365 * 86400}" in set_cookies(response)[DEVICE_COOKIE]
+
+
+async def test_a_cookie_that_is_not_ours_is_an_unknown_browser_not_an_error(
     client: httpx.AsyncClient, world: World
 ) -> None:
-    response = await sign_in(client, world.email)
-    cookie = next(
-        c for c in response.headers.get_list("set-cookie") if c.startswith(f"{DEVICE_COOKIE}=")
-    ).lower()
-    assert "httponly" in cookie
-    assert "samesite=lax" in cookie
-    assert f"max-age={365 * 86400}" in cookie
+    for raw in ('"a.\\351"', "a." + "b" * 300, ".", "no-dot"):  # \351: a Latin-1 character
+        client.cookies.clear()
+        page = await client.get(LOGIN)
+        response = await client.post(
+            LOGIN,
+            data={"email": world.email, "password": "wrong", "csrf": form_token(page.text)},
+            headers={"Cookie": f"{LOGIN_CSRF}={client.cookies[LOGIN_CSRF]}; {DEVICE_COOKIE}={raw}"},
+        )
+        assert response.status_code == 401, raw
+    async with world.runtime.sessions() as db:
+        counted = await db.scalar(select(LoginThrottle.failures))
+    assert counted == 4  # all against the email
+
+
+async def test_a_name_without_at_sign_is_refused_and_not_counted(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    response = await sign_in(client, "admin", "guess")
+    assert response.status_code == 422
+    assert "Enter the email address you sign in with." in response.text
+    async with world.runtime.sessions() as db:
+        assert await db.scalar(select(func.count()).select_from(LoginThrottle)) == 0
+
+
+async def test_a_password_change_ends_every_other_browsers_trust(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    new_password = "a brand new secret"
+    async with _browser(world.runtime, "198.51.100.7") as laptop:
+        assert (await sign_in(laptop, world.email)).status_code == 303  # trusted, then...
+        assert (await sign_in(client, world.email)).status_code == 303
+        token = await session_csrf(client)
+        changed = await client.post(
+            "/dashboard/account/password",
+            data={
+                "current_password": PASSWORD,
+                "new_password": new_password,
+                "confirm_password": new_password,
+                "csrf": token,
+            },
+        )
+        assert changed.status_code == 200
+        assert DEVICE_COOKIE in set_cookies(changed)  # this browser stays trusted
+        async with _browser(world.runtime, "203.0.113.9") as attacker:
+            assert (await _lock_out(attacker, world.email)).status_code == 429
+        # The laptop's cookie was for the old password: an unknown browser now.
+        assert (await sign_in(laptop, world.email, new_password)).status_code == 429
+        client.cookies.delete("keyplane_session")
+        assert (await sign_in(client, world.email, new_password)).status_code == 303
+
+
+async def test_wrong_current_passwords_at_a_password_change_count_too(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    # Otherwise a borrowed session could guess the password there without limit.
+    assert (await sign_in(client, world.email)).status_code == 303
+    token = await session_csrf(client)
+    form = {"new_password": "x" * 20, "confirm_password": "x" * 20, "csrf": token}
+    for _ in range(4):
+        wrong = await client.post(
+            "/dashboard/account/password", data=form | {"current_password": "guess"}
+        )
+        assert wrong.status_code == 401
+    locked = await client.post(
+        "/dashboard/account/password", data=form | {"current_password": "guess"}
+    )
+    assert locked.status_code == 429
+    assert "Too many failed sign-ins from this browser" in locked.text
+    assert int(locked.headers["Retry-After"]) > 800

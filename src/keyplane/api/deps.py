@@ -30,7 +30,7 @@ from keyplane.services import sessions
 from keyplane.services.auth import Admission, Principal
 from keyplane.services.browser_guard import browser_origin
 from keyplane.services.keys import Actor
-from keyplane.services.login_throttle import DEVICE_LIFETIME, Guard, TrustedDevices
+from keyplane.services.login_throttle import DEVICE_LIFETIME, LoginGuard, TrustedDevices
 from keyplane.services.sessions import SignedIn, Started
 
 MAX_ID = 2**63 - 1
@@ -110,9 +110,13 @@ def set_session_cookie(request: Request, response: Response, token: str) -> None
 
 
 def set_signed_in_cookies(request: Request, response: Response, started: Started) -> None:
-    """After a password sign-in: the session, and this browser as a trusted device."""
+    """After a sign-in: the session, and this browser as a trusted device."""
     set_session_cookie(request, response, started.token)
-    _set_cookie(request, response, DEVICE_COOKIE, started.device, DEVICE_LIFETIME)
+    set_device_cookie(request, response, started.device)
+
+
+def set_device_cookie(request: Request, response: Response, device: str) -> None:
+    _set_cookie(request, response, DEVICE_COOKIE, device, DEVICE_LIFETIME)
 
 
 def _set_cookie(
@@ -132,14 +136,14 @@ def _set_cookie(
     )
 
 
-def login_guard(request: Request) -> Guard:
+def login_guard(request: Request) -> LoginGuard:
     """How a password typed in this request is throttled (services.login_throttle)."""
     rt = runtime(request)
     s = rt.settings
     policy = sessions.policy_from(
         s.login_max_failures, s.login_failure_window_seconds, s.login_lockout_seconds
     )
-    return Guard(policy, TrustedDevices(rt.keyring), request.cookies.get(DEVICE_COOKIE))
+    return LoginGuard(policy, TrustedDevices(rt.keyring), request.cookies.get(DEVICE_COOKIE))
 
 
 def observe(request: Request, admission: Admission, seconds: float) -> None:

@@ -9,7 +9,13 @@ from sqlalchemy import select
 from starlette.responses import RedirectResponse, Response
 
 from keyplane.adapters.sql.models import Organization
-from keyplane.api.deps import SESSION_COOKIE, login_guard, runtime, set_signed_in_cookies
+from keyplane.api.deps import (
+    SESSION_COOKIE,
+    login_guard,
+    runtime,
+    set_device_cookie,
+    set_signed_in_cookies,
+)
 from keyplane.api.errors import status_of
 from keyplane.dashboard.web import (
     LOGIN_CSRF_COOKIE,
@@ -169,19 +175,34 @@ async def change_password(
     try:
         if new_password != confirm_password:
             raise ValidationFailed("The new password and its confirmation differ.")
-        async with runtime(request).transaction() as db:
-            await sessions.change_password(db, me.token, current_password, new_password)
-    except (InvalidCredentials, ValidationFailed) as error:
-        return render(
+        device = await sessions.change_password(
+            runtime(request).transaction,
+            me.token,
+            current_password,
+            new_password,
+            login_guard(request),
+        )
+    except (InvalidCredentials, ValidationFailed, LoginLocked) as error:
+        response = render(
             request,
             "password.html",
             {"section": "password", "error": error.message},
-            status_code=401 if isinstance(error, InvalidCredentials) else 422,
+            status_code=status_of(error),
             me=me,
         )
-    return render(
+        if isinstance(error, LoginLocked):
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
+    response = render(
         request,
         "password.html",
-        {"section": "password", "notice": "Password changed. Other sessions were signed out."},
+        {
+            "section": "password",
+            "notice": "Password changed. Other sessions were signed out, and other browsers "
+            "must sign in again before they are trusted.",
+        },
         me=me,
     )
+    # Every earlier device cookie died with the old password; this browser keeps its trust.
+    set_device_cookie(request, response, device)
+    return response

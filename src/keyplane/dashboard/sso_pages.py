@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import RedirectResponse, Response
 
-from keyplane.api.deps import runtime, set_session_cookie
+from keyplane.api.deps import runtime, set_signed_in_cookies
 from keyplane.api.errors import status_of
 from keyplane.dashboard.auth_pages import ORG_COOKIE, login_page
 from keyplane.dashboard.web import (
@@ -32,6 +32,7 @@ from keyplane.domain.errors import SsoFailed
 from keyplane.domain.permissions import Permission
 from keyplane.domain.roles import ProjectRole
 from keyplane.services import branding, members, sessions, sso
+from keyplane.services.login_throttle import TrustedDevices
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -80,13 +81,13 @@ async def callback(
             redirect_uri=redirect_uri(request),
         )
         async with rt.transaction() as db:
-            token, _signed_in = sessions.start(db, user_id, password_verified=False)
+            started = await sessions.start_after_sso(db, user_id, TrustedDevices(rt.keyring))
     except SsoFailed as failure:
         # The state cookie stays: a forged callback must not spoil a sign-in under way (the
         # state is single use and expires with the cookie anyway).
         return await login_page(request, next_path=PREFIX, error=failure.message, status=400)
     response = RedirectResponse(safe_next(target), status_code=303)
-    set_session_cookie(request, response, token)
+    set_signed_in_cookies(request, response, started)
     response.delete_cookie(STATE_COOKIE, path=f"{PREFIX}/sso")
     return response
 

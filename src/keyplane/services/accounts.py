@@ -104,8 +104,13 @@ async def set_limit_scope(db: AsyncSession, org_id: int, scope: str) -> Organiza
     return org
 
 
+def normalize_email(email: str) -> str:
+    """How an email is stored and compared: trimmed, lower case."""
+    return email.strip().lower()
+
+
 async def create_user(db: AsyncSession, email: str, password: str) -> User:
-    email = email.strip().lower()
+    email = normalize_email(email)
     if "@" not in email:
         raise ValidationFailed(f"{email!r} is not an email address.")
     if len(password) < MIN_PASSWORD_LENGTH:
@@ -119,7 +124,7 @@ async def create_user(db: AsyncSession, email: str, password: str) -> User:
 
 
 async def user_by_email(db: AsyncSession, email: str) -> User:
-    user = await db.scalar(select(User).where(User.email == email.strip().lower()))
+    user = await db.scalar(select(User).where(User.email == normalize_email(email)))
     if user is None:
         raise NotFound(f"No user with the email {email}.")
     return user

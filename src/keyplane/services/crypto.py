@@ -79,8 +79,9 @@ class Keyring:
     def cookie_signed(self, value: str, signature: str) -> bool:
         """Whether `signature` is `value`'s under any secret version (adding a secret does
         not invalidate the cookies signed before)."""
+        given = signature.encode("utf-8", "replace")  # cookies may hold any text
         return any(
-            hmac.compare_digest(_cookie_signature(v.cookies, value), signature)
+            hmac.compare_digest(_cookie_signature(v.cookies, value).encode(), given)
             for v in self._versions.values()
         )
 

@@ -8,10 +8,15 @@ have accounts. A browser where that person signed in before carries a device coo
 passwords for somebody else's email locks out unknown browsers only, never the owner's own
 browser; a device that guesses is locked out on its own, and without its cookie it is an
 unknown browser again, counted against the email.
+
+A device cookie is signed over the account's id and its current password hash: changing the
+password (or deleting the account) ends every device's trust at once, so cookies collected
+while somebody knew the password give no guesses at the next one.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import secrets
 from dataclasses import dataclass
@@ -20,13 +25,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keyplane.adapters.sql.models import LoginThrottle
+from keyplane.adapters.sql.models import LoginThrottle, User
 from keyplane.adapters.sql.repositories import aware, utcnow
 from keyplane.domain.errors import LoginLocked
+from keyplane.services.accounts import normalize_email
 from keyplane.services.crypto import Keyring
 
 DEVICE_LIFETIME = timedelta(days=365)
-DEVICE_PREFIX = "device:"  # a subject for a device; emails are stored as typed (lower case)
+# A device's subject; an email's is the email itself (normalized), never starting with this.
+DEVICE_PREFIX = "device:"
 
 
 @dataclass(frozen=True)
@@ -37,47 +44,59 @@ class LoginPolicy:
 
 
 @dataclass(frozen=True)
-class Guard:
-    """What a password check from one browser is throttled by: the policy, and its subject
-    (the browser's device cookie, when it is one for the email, else the email)."""
+class LoginGuard:
+    """How a password typed in one browser is throttled: the policy, and the subject its
+    failures count against (the browser's device, when its cookie is one for that account,
+    else the email)."""
 
     policy: LoginPolicy
     devices: TrustedDevices
     device_cookie: str | None
 
-    def subject(self, email: str) -> str:
-        return self.devices.subject(email, self.device_cookie)
+    async def subject(self, db: AsyncSession, email: str) -> str:
+        row = (
+            await db.execute(
+                select(User.id, User.password_hash).where(User.email == normalize_email(email))
+            )
+        ).first()
+        user = None if row is None else (row[0], row[1] or "")
+        return self.devices.subject(email, user, self.device_cookie)
 
-
-def email_subject(email: str) -> str:
-    return email.strip().lower()[:320]
+    def subject_of(self, user: User) -> str:
+        return self.devices.subject(
+            user.email, (user.id, user.password_hash or ""), self.device_cookie
+        )
 
 
 class TrustedDevices:
-    """Device cookies: `<nonce>.<signature of the email and nonce>`. Nothing is stored; the
-    signature (keyed by the server's secret) says that this browser signed in as that email."""
+    """Device cookies: `<nonce>.<signature>`, signed over the nonce, the account's id and its
+    password hash. Nothing is stored: the signature (keyed by the server's secret) says that
+    this browser signed in to this account, with its current password."""
 
     def __init__(self, keyring: Keyring) -> None:
         self._keyring = keyring
 
-    def issue(self, email: str) -> str:
+    def issue(self, user: User) -> str:
         nonce = secrets.token_urlsafe(16)
-        return f"{nonce}.{self._keyring.sign_cookie(self._signed(email, nonce))}"
+        signed = self._signed(nonce, (user.id, user.password_hash or ""))
+        return f"{nonce}.{self._keyring.sign_cookie(signed)}"
 
-    def subject(self, email: str, cookie: str | None) -> str:
-        """What a sign-in as `email` from a browser with `cookie` counts against."""
+    def subject(self, email: str, user: tuple[int, str] | None, cookie: str | None) -> str:
+        """What a sign-in as `email` (the account `user`: id and password hash, if it exists)
+        from a browser with `cookie` counts against."""
         cookie = cookie or ""
         nonce, _, signature = cookie.partition(".")
         trusted = (
-            nonce
+            user is not None
+            and nonce
             and len(cookie) < 200  # ours are 66 characters; nothing bigger is worth a MAC
-            and self._keyring.cookie_signed(self._signed(email, nonce), signature)
+            and self._keyring.cookie_signed(self._signed(nonce, user), signature)
         )
-        return DEVICE_PREFIX + nonce if trusted else email_subject(email)
+        return DEVICE_PREFIX + nonce if trusted else normalize_email(email)[:320]
 
     @staticmethod
-    def _signed(email: str, nonce: str) -> str:
-        return f"device\n{email_subject(email)}\n{nonce}"
+    def _signed(nonce: str, user: tuple[int, str]) -> str:
+        return json.dumps(["device", nonce, *user])
 
 
 def wait_phrase(seconds: int) -> str:

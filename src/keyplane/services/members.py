@@ -86,7 +86,7 @@ async def pending(db: AsyncSession, org_id: int) -> list[Invitation]:
 
 
 def _clean_email(email: str) -> str:
-    email = email.strip().lower()
+    email = accounts.normalize_email(email)
     local, _, domain = email.partition("@")
     if not local or "." not in domain or len(email) > MAX_EMAIL or any(c.isspace() for c in email):
         raise ValidationFailed(
@@ -169,7 +169,9 @@ async def revoke_invitation(
 
 async def invitations_for(db: AsyncSession, email: str) -> list[Invitation]:
     rows = await db.scalars(
-        select(Invitation).where(Invitation.email == email.strip().lower()).order_by(Invitation.id)
+        select(Invitation)
+        .where(Invitation.email == accounts.normalize_email(email))
+        .order_by(Invitation.id)
     )
     return list(rows.all())
 

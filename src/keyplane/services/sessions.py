@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,11 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from keyplane.adapters.sql.models import Session, User
 from keyplane.adapters.sql.repositories import aware, utcnow
 from keyplane.domain.errors import InvalidCredentials, PasswordLoginDisabled, ValidationFailed
-from keyplane.services import login_throttle, sso
-from keyplane.services.login_throttle import Guard, LoginPolicy
+from keyplane.services import accounts, login_throttle, sso
+from keyplane.services.login_throttle import LoginGuard, LoginPolicy, TrustedDevices
 from keyplane.services.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
 
 SESSION_LIFETIME = timedelta(hours=12)
+T = TypeVar("T")
 
 
 def _hash(token: str) -> bytes:
@@ -35,7 +37,7 @@ class SignedIn:
 
 
 async def login(db: AsyncSession, email: str, password: str) -> tuple[str, SignedIn]:
-    user = await db.scalar(select(User).where(User.email == email.strip().lower()))
+    user = await db.scalar(select(User).where(User.email == accounts.normalize_email(email)))
     if not verify_password(user.password_hash if user else None, password) or user is None:
         raise InvalidCredentials("Wrong email or password.")
     # Only after the password checked out, so that this says nothing about unknown accounts.
@@ -46,6 +48,16 @@ async def login(db: AsyncSession, email: str, password: str) -> tuple[str, Signe
             "a password."
         )
     return start(db, user.id, password_verified=True)
+
+
+async def start_after_sso(db: AsyncSession, user_id: int, devices: TrustedDevices) -> Started:
+    """A session after an SSO sign-in, and this browser as a trusted device: somebody
+    locking out this email does not stop its password being asked here (before a secret is
+    revealed), nor a password sign-in from here."""
+    token, signed_in = start(db, user_id, password_verified=False)
+    user = await db.get(User, user_id)
+    assert user is not None
+    return Started(token, signed_in, devices.issue(user))
 
 
 def start(db: AsyncSession, user_id: int, *, password_verified: bool) -> tuple[str, SignedIn]:
@@ -83,24 +95,28 @@ async def sign_in(
     transaction: Transaction,
     email: str,
     password: str,
-    guard: Guard,
+    guard: LoginGuard,
 ) -> Started:
-    """`login` behind the throttle: a locked-out subject (this browser's device, else the
-    email) is refused before its password is checked, and each wrong password is counted in
-    its own transaction (the failed sign-in itself rolls back)."""
-    subject = guard.subject(email)
-    async with transaction() as db:
-        await login_throttle.check(db, subject)
+    """`login` behind the throttle (`_throttled`); a wrong password says how many attempts
+    are left before the lockout."""
+    if "@" not in email:  # nothing to count: no account has such a name
+        raise ValidationFailed("Enter the email address you sign in with.")
+
+    async def attempt(db: AsyncSession, subject: str) -> Started:
+        token, signed_in = await login(db, email, password)
+        await login_throttle.clear(db, subject)
+        user = await db.get(User, signed_in.user_id)
+        assert user is not None
+        return Started(token, signed_in, guard.devices.issue(user))
+
+    async def subject_of(db: AsyncSession) -> str:
+        return await guard.subject(db, email)
+
     try:
-        async with transaction() as db:
-            token, signed_in = await login(db, email, password)
-            await login_throttle.clear(db, subject)
+        return await _throttled(transaction, guard, subject_of, attempt)
     except InvalidCredentials:
         async with transaction() as db:
-            locked = await login_throttle.record_failure(db, subject, guard.policy)
-            count = await login_throttle.failures(db, subject)
-        if locked is not None:
-            raise locked from None
+            count = await login_throttle.failures(db, await guard.subject(db, email))
         left = login_throttle.attempts_left(count, guard.policy)
         lockout = login_throttle.wait_phrase(int(guard.policy.lockout.total_seconds()))
         raise InvalidCredentials(
@@ -108,7 +124,37 @@ async def sign_in(
             f"sign-in is locked for {lockout}.",
             attempts_left=left,
         ) from None
-    return Started(token, signed_in, guard.devices.issue(email))
+
+
+async def _throttled(
+    transaction: Transaction,
+    guard: LoginGuard,
+    subject_of: Callable[[AsyncSession], Awaitable[str | None]],
+    attempt: Callable[[AsyncSession, str], Awaitable[T]],
+) -> T:
+    """A password check behind the sign-in throttle: a locked-out subject (this browser's
+    device, else the email) is refused before the password is checked, and each wrong
+    password is counted in its own transaction (the failed attempt itself rolls back). Every
+    place a password is typed goes through here, so none of them is a way around it."""
+    async with transaction() as db:
+        subject = await subject_of(db)
+        if subject is not None:
+            await login_throttle.check(db, subject)
+    try:
+        async with transaction() as db:
+            return await attempt(db, subject or "")
+    except InvalidCredentials:
+        if subject is not None:
+            async with transaction() as db:
+                locked = await login_throttle.record_failure(db, subject, guard.policy)
+            if locked is not None:
+                raise locked from None
+        raise
+
+
+async def _session_user(db: AsyncSession, token: str) -> User | None:
+    row = await db.get(Session, _hash(token))
+    return None if row is None else await db.get(User, row.user_id)
 
 
 async def resolve(db: AsyncSession, token: str) -> SignedIn | None:
@@ -139,36 +185,45 @@ async def confirm_password(
     transaction: Transaction,
     token: str,
     password: str,
-    guard: Guard,
+    guard: LoginGuard,
 ) -> SignedIn:
     """`reauthenticate` behind the sign-in throttle: wrong passwords typed to reveal a secret
     count like wrong sign-ins (against the same subject), so a borrowed session cannot be used
     to guess the password."""
-    async with transaction() as db:
-        row = await db.get(Session, _hash(token))
-        user = None if row is None else await db.get(User, row.user_id)
-        subject = guard.subject(user.email) if user is not None else ""
-        if subject:
-            await login_throttle.check(db, subject)
-    try:
-        async with transaction() as db:
-            return await reauthenticate(db, token, password)
-    except InvalidCredentials:
-        if subject:
-            async with transaction() as db:
-                locked = await login_throttle.record_failure(db, subject, guard.policy)
-            if locked is not None:
-                raise locked from None
-        raise
+
+    async def subject_of(db: AsyncSession) -> str | None:
+        user = await _session_user(db, token)
+        return None if user is None else guard.subject_of(user)
+
+    async def attempt(db: AsyncSession, _subject: str) -> SignedIn:
+        return await reauthenticate(db, token, password)
+
+    return await _throttled(transaction, guard, subject_of, attempt)
 
 
 async def logout(db: AsyncSession, token: str) -> None:
     await db.execute(delete(Session).where(Session.token_hash == _hash(token)))
 
 
-async def change_password(db: AsyncSession, token: str, current: str, new: str) -> SignedIn:
-    """Set a new password after checking the current one; every other session of the user is
-    signed out (a stolen session dies with the old password), this one stays."""
+async def change_password(
+    transaction: Transaction, token: str, current: str, new: str, guard: LoginGuard
+) -> str:
+    """Set a new password after checking the current one (behind the sign-in throttle, like
+    every password typed); every other session of the user is signed out (a stolen session
+    dies with the old password), this one stays. Every device cookie of the account dies too
+    (they are signed over the password hash): returns a fresh one for this browser."""
+
+    async def subject_of(db: AsyncSession) -> str | None:
+        user = await _session_user(db, token)
+        return None if user is None else guard.subject_of(user)
+
+    async def attempt(db: AsyncSession, _subject: str) -> str:
+        return guard.devices.issue(await _change_password(db, token, current, new))
+
+    return await _throttled(transaction, guard, subject_of, attempt)
+
+
+async def _change_password(db: AsyncSession, token: str, current: str, new: str) -> User:
     row = await db.get(Session, _hash(token))
     user = None if row is None else await db.get(User, row.user_id)
     if row is None or user is None or not verify_password(user.password_hash, current):
@@ -188,7 +243,7 @@ async def change_password(db: AsyncSession, token: str, current: str, new: str) 
         delete(Session).where(Session.user_id == user.id, Session.token_hash != row.token_hash)
     )
     row.password_verified_at = utcnow()
-    return SignedIn(row.user_id, row.csrf_token, row.password_verified_at)
+    return user
 
 
 def policy_from(max_failures: int, window_seconds: int, lockout_seconds: int) -> LoginPolicy:

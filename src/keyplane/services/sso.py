@@ -604,7 +604,7 @@ class OidcClient:
                 "The identity provider says this email address is not verified; verify it "
                 "there first."
             )
-        email = email.strip().lower()
+        email = accounts.normalize_email(email)
         domain = email.rpartition("@")[2]
         if domain not in (row.allowed_domains or []):
             log.warning("sso.domain_refused", org_id=row.org_id, domain=domain)
