@@ -57,6 +57,7 @@ bench: install
 	$(BIN)/python benchmarks/verifier.py
 	$(BIN)/python benchmarks/http_bench.py
 	$(BIN)/python benchmarks/memory.py
+	$(BIN)/python benchmarks/housekeeping.py
 	$(BIN)/python benchmarks/instructions.py
 
 clean:
