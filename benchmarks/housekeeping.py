@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import statistics
 import tempfile
 import time
@@ -38,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keyplane.adapters.sql.database import create_engine, session_factory
 from keyplane.adapters.sql.migrate import upgrade
+from keyplane.observability import configure_logging
 from keyplane.services import housekeeping
 from keyplane.services.anomalies import keys_used_in
 from keyplane.services.housekeeping import Retention, sweep
@@ -48,7 +50,8 @@ RETENTION = Retention(usage=timedelta(days=400))
 
 POSTGRES_FILL = """
 INSERT INTO key_usage_hourly (key_id, hour, status_class, permission, count)
-SELECT 'key_' || k, :start + make_interval(hours => h), 'success', 'project:read', 1
+SELECT 'key_' || k, CAST(:start AS timestamptz) + make_interval(hours => h), 'success',
+       'project:read', 1
 FROM generate_series(0, :keys - 1) AS k, generate_series(0, :hours - 1) AS h
 """
 SQLITE_FILL = """
@@ -200,6 +203,7 @@ def report(backend: str, rows: int, figures: dict[str, float]) -> None:
 
 
 async def main() -> None:
+    configure_logging(json_format=False, level=logging.WARNING)  # not the sweep's own summary
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--keys", type=int, default=10_000)

@@ -171,7 +171,8 @@ async def reauthenticate(db: AsyncSession, token: str, password: str) -> SignedI
     row = await db.get(Session, _hash(token))
     user = None if row is None else await db.get(User, row.user_id)
     if user is not None and not user.password_hash:
-        raise InvalidCredentials(
+        # Not a wrong password (nothing to guess): refused, and not counted by the throttle.
+        raise PasswordLoginDisabled(
             "Your account signs in through SSO and has no password, so secrets cannot be "
             "revealed again; create a new key (or rotate this one) instead."
         )

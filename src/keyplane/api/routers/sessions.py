@@ -30,7 +30,7 @@ async def login(body: Login, request: Request, response: Response, rt: RuntimeDe
     return SessionOut(user_id=started.signed_in.user_id, csrf_token=started.signed_in.csrf_token)
 
 
-@router.post("/reauthenticate", response_model=SessionOut, responses=errors_doc(401, 422, 429))
+@router.post("/reauthenticate", response_model=SessionOut, responses=errors_doc(401, 403, 422, 429))
 async def reauthenticate(body: Reauthenticate, request: Request, rt: RuntimeDep) -> SessionOut:
     """Confirm the password again; revealing a secret needs this within the last 5 minutes."""
     found = await current_session(request)
