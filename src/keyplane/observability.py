@@ -103,6 +103,25 @@ class _RuntimeCollector(Collector):
         )
         feed.add_metric([], now - self.runtime.changes.polled_at)
         yield feed
+        # Deployment-wide jobs run in whichever process claims the turn: across processes,
+        # sum the runs and take the max of the last run.
+        jobs = self.runtime.scheduled.values()
+        runs = CounterMetricFamily(
+            "keyplane_job_runs", "Turns of deployment-wide jobs this process ran.", labels=["job"]
+        )
+        failed = CounterMetricFamily(
+            "keyplane_job_failures", "Runs that failed (retried next turn).", labels=["job"]
+        )
+        last = GaugeMetricFamily(
+            "keyplane_job_last_run_timestamp_seconds",
+            "When this process last ran the job (0: never).",
+            labels=["job"],
+        )
+        for job in jobs:
+            runs.add_metric([job.name], job.runs)
+            failed.add_metric([job.name], job.failures)
+            last.add_metric([job.name], job.last_run_at)
+        yield from (runs, failed, last)
 
 
 def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

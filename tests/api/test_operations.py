@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import time
 
 import httpx
 import pytest
@@ -13,6 +15,7 @@ from keyplane.api.app import create_app
 from keyplane.domain.keyformat import Mode, generate
 from keyplane.observability import configure_logging, redact
 from keyplane.runtime import Runtime
+from keyplane.services.schedule import DeploymentJob
 from keyplane.settings import Settings
 from tests.conftest import World, bearer
 
@@ -73,6 +76,29 @@ async def test_metrics_count_requests_errors_and_decisions(
     assert "keyplane_flush_lag_seconds" in text
     assert "keyplane_redis_failures_total 0.0" in text
     assert key[8:-6] not in text
+
+
+async def test_metrics_say_which_deployment_jobs_this_process_ran(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    async def broken() -> None:
+        raise RuntimeError("database hiccup")
+
+    failing = DeploymentJob(runtime.sessions, "broken_job", 60, broken)
+    runtime.scheduled[failing.name] = failing
+    assert await runtime.scheduled["housekeeping"].tick()
+    assert not await runtime.scheduled["housekeeping"].tick()  # not its turn again yet
+    with pytest.raises(RuntimeError):
+        await failing.tick()
+    text = (await client.get("/metrics")).text
+    assert 'keyplane_job_runs_total{job="housekeeping"} 1.0' in text
+    assert 'keyplane_job_failures_total{job="housekeeping"} 0.0' in text
+    assert 'keyplane_job_runs_total{job="broken_job"} 1.0' in text
+    assert 'keyplane_job_failures_total{job="broken_job"} 1.0' in text
+    assert 'keyplane_job_last_run_timestamp_seconds{job="anomaly_detection"} 0.0' in text
+    last = re.search(r'keyplane_job_last_run_timestamp_seconds\{job="housekeeping"\} (\S+)', text)
+    assert last is not None
+    assert abs(float(last.group(1)) - time.time()) < 60
 
 
 async def test_logs_are_json_with_ids_and_never_a_secret(

@@ -12,6 +12,7 @@ little; a start stamped more than an interval ahead is taken for a wrong clock a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
@@ -63,6 +64,10 @@ class DeploymentJob:
         first_delay: float | None = None,
     ) -> None:
         self.name = name
+        # What this process did, for /metrics: turns it took and steps that failed.
+        self.runs = 0
+        self.failures = 0
+        self.last_run_at = 0.0  # unix seconds; 0: never in this process
         self._sessions = sessions
         self._every = timedelta(seconds=every_seconds)
         self._step = step
@@ -91,5 +96,11 @@ class DeploymentJob:
             mine = await claim_turn(db, self.name, self._every, utcnow())
             await db.commit()
         if mine:
-            await self._step()
+            self.runs += 1
+            self.last_run_at = time.time()
+            try:
+                await self._step()
+            except Exception:
+                self.failures += 1
+                raise
         return mine
