@@ -298,3 +298,6 @@ async def test_a_webhooks_last_delivery_outlives_its_deliveries(
         assert await db.scalar(select(func.count()).select_from(WebhookDelivery)) == 0
         [listed] = [i for i in await inventory(db, world.project_id) if i["type"] == "webhook"]
     assert listed["last_used_at"] == delivery["delivered_at"]
+    reader = await world.user_key("webhook:read")
+    shown = await client.get(_hooks(world, f"/{created['id']}"), headers=bearer(reader))
+    assert shown.json()["last_delivered_at"] == delivery["delivered_at"]

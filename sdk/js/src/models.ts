@@ -227,6 +227,8 @@ export interface Webhook extends Model {
   createdAt: string;
   createdBy: number | null;
   updatedAt: string;
+  /** When a delivery last succeeded (outlives the deliveries housekeeping deletes); null: never. */
+  lastDeliveredAt: string | null;
 }
 
 /** What `webhooks.create` answers: the subscription and its signing secret, shown only now. */

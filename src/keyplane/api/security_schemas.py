@@ -73,6 +73,10 @@ class WebhookOut(BaseModel):
     created_at: datetime
     created_by: int | None
     updated_at: datetime
+    last_delivered_at: datetime | None = Field(
+        description="When a delivery last succeeded (kept after the deliveries themselves are "
+        "deleted by housekeeping); null: never"
+    )
 
 
 class WebhookCreated(WebhookOut):

@@ -310,6 +310,7 @@ class Webhook(Model):
     created_at: str | None = None
     created_by: int | None = None
     updated_at: str | None = None
+    last_delivered_at: str | None = None  # when a delivery last succeeded; None: never
     secret: str | None = None  # only when just created: store it, it is not shown again
 
 

@@ -71,6 +71,7 @@ def describe(row: WebhookEndpoint) -> dict[str, Any]:
         "created_at": iso(row.created_at),
         "created_by": row.created_by,
         "updated_at": iso(row.updated_at or row.created_at),
+        "last_delivered_at": iso(row.last_delivered_at),
     }
 
 
