@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 
 import httpx
 
+from keyplane.adapters.sql.models import WebhookEndpoint
 from keyplane.services import webhooks
 from keyplane.services.keys import Actor
 from tests.conftest import World
@@ -94,3 +96,23 @@ async def test_the_webhooks_page_shows_a_disabled_subscription(
     assert "HTTP 503" in page.text
     alerts = await client.get(f"/dashboard/projects/{world.project_id}/alerts")
     assert "was disabled" in alerts.text
+
+
+async def test_the_webhooks_page_tells_no_deliveries_from_deleted_ones(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    never = await _subscribe(world, "https://10.0.0.5/crm", ["user.updated"], "CRM sync")
+    swept = await _subscribe(world, "https://10.0.0.6/ops", ["alert.raised"], "Ops pager")
+    async with world.runtime.transaction() as db:
+        hook = await db.get(WebhookEndpoint, swept)
+        assert hook is not None
+        hook.last_delivered_at = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
+    assert (await sign_in(client, world.email)).status_code in (302, 303)
+    page = await client.get(f"/dashboard/projects/{world.project_id}/webhooks")
+    sections = {
+        hook_id: page.text.split(f'id="hook-{hook_id}"', 1)[1].split("</section>", 1)[0]
+        for hook_id in (never, swept)
+    }
+    assert "No deliveries yet." in sections[never]
+    assert "last delivered 2026-01-02T03:04:00" in sections[swept]
+    assert "No recent deliveries" in sections[swept]
