@@ -171,6 +171,20 @@ async def test_none_keeps_forever(quiet: World) -> None:
     assert await _count(runtime, KeyUsageHourly) == await _count(runtime, KeyClient) == 1
 
 
+def _count_batches(monkeypatch: pytest.MonkeyPatch, size: int) -> list[int]:
+    """Batches of `size` rows from now on; returns the list of rows each batch deleted."""
+    batches: list[int] = []
+    original = housekeeping._delete_batch
+
+    async def counting(*args: Any) -> int:
+        batches.append(deleted := await original(*args))
+        return deleted
+
+    monkeypatch.setattr(housekeeping, "BATCH", size)
+    monkeypatch.setattr(housekeeping, "_delete_batch", counting)
+    return batches
+
+
 async def test_a_backlog_is_deleted_in_batches_up_to_the_cutoff(
     quiet: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -179,15 +193,7 @@ async def test_a_backlog_is_deleted_in_batches_up_to_the_cutoff(
     async with runtime.transaction() as db:
         db.add_all(_usage(f"key_{n}", cutoff - timedelta(minutes=7 * n + 1)) for n in range(60))
         db.add(_usage("key_kept", cutoff + timedelta(seconds=1)))
-    batches: list[int] = []
-    original = housekeeping._delete_batch
-
-    async def counting(*args: Any) -> int:
-        batches.append(deleted := await original(*args))
-        return deleted
-
-    monkeypatch.setattr(housekeeping, "BATCH", 7)
-    monkeypatch.setattr(housekeeping, "_delete_batch", counting)
+    batches = _count_batches(monkeypatch, size=7)
     assert (await sweep(runtime.sessions, Retention(), now))["usage_rows"] == 60
     # Each batch its own transaction; a short one ends a kind (then one look at clients and
     # at deliveries finds nothing; audit events are kept forever).
@@ -201,15 +207,7 @@ async def test_a_sweep_stops_between_two_batches_when_asked(
     runtime, now = quiet.runtime, utcnow()
     async with runtime.transaction() as db:
         db.add_all(_usage(f"key_{n}", now - 500 * DAY) for n in range(20))
-    batches: list[int] = []
-    original = housekeeping._delete_batch
-
-    async def counting(*args: Any) -> int:
-        batches.append(deleted := await original(*args))
-        return deleted
-
-    monkeypatch.setattr(housekeeping, "BATCH", 5)
-    monkeypatch.setattr(housekeeping, "_delete_batch", counting)
+    batches = _count_batches(monkeypatch, size=5)
     deleted = await sweep(runtime.sessions, Retention(), now, stopping=lambda: len(batches) == 2)
     assert deleted["usage_rows"] == 10
     assert await _count(runtime, KeyUsageHourly) == 10  # the rest waits for the next sweep
