@@ -26,10 +26,9 @@ from keyplane.services.browser_guard import BrowserGuard
 from keyplane.services.changes import ChangeFeed
 from keyplane.services.crypto import Keyring, load_keyring
 from keyplane.services.github_keys import GithubKeys
-from keyplane.services.housekeeping import Retention, sweep
+from keyplane.services.housekeeping import Retention
 from keyplane.services.jobs import BackgroundJobs
 from keyplane.services.keys import KeyManager
-from keyplane.services.lifecycle import REMINDER_SECONDS, remind
 from keyplane.services.ratelimit import RateLimiter
 from keyplane.services.schedule import DeploymentJob
 from keyplane.services.sso import OidcClient
@@ -212,8 +211,8 @@ def _deployment_jobs(
     reminders = DeploymentJob(
         sessions,
         lifecycle.JOB,
-        REMINDER_SECONDS,
-        lambda: remind(sessions),
+        lifecycle.REMINDER_SECONDS,
+        lambda: lifecycle.remind(sessions),
         first_delay=FIRST_TURN_SECONDS,
     )
     housekeeping = DeploymentJob(
@@ -221,7 +220,9 @@ def _deployment_jobs(
         housekeeping_service.JOB,
         settings.housekeeping_interval_seconds,
         # A long first sweep stops between two batches when the process stops.
-        lambda: sweep(sessions, retention, stopping=lambda: housekeeping.stopping),
+        lambda: housekeeping_service.sweep(
+            sessions, retention, stopping=lambda: housekeeping.stopping
+        ),
         first_delay=min(FIRST_TURN_SECONDS, settings.housekeeping_interval_seconds),
     )
     detection = DeploymentJob(

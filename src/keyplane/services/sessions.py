@@ -84,7 +84,7 @@ Transaction = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 @dataclass(frozen=True)
 class Started:
     """A sign-in's cookies: the session, and the device cookie that makes this browser a
-    trusted device for the email (services.login_throttle)."""
+    trusted device of the account (services.login_throttle)."""
 
     token: str
     signed_in: SignedIn
