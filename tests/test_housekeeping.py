@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from keyplane.adapters.sql.models import (
     AuditEvent,
+    ChangeEvent,
     KeyClient,
     KeyUsageHourly,
     LoginThrottle,
@@ -110,6 +111,10 @@ async def test_a_sweep_deletes_what_is_past_retention_and_keeps_the_rest(quiet: 
         # Audit: kept forever unless a retention is set.
         db.add(AuditEvent(action="api_key.created", data={}, created_at=now - 3650 * DAY))
         # Expired things go whatever the retention settings.
+        db.add_all(
+            ChangeEvent(scope="key", ref=f"key_{n}", created_at=now - age)
+            for n, age in enumerate((2 * timedelta(hours=1), timedelta(minutes=59)))
+        )
         for token, expires in ((b"e" * 32, now - DAY), (b"a" * 32, now + DAY)):
             db.add(
                 Session(
@@ -142,6 +147,7 @@ async def test_a_sweep_deletes_what_is_past_retention_and_keeps_the_rest(quiet: 
         "clients": 1,
         "webhook_deliveries": 2,
         "audit_events": 0,
+        "change_events": 1,
         "sessions": 1,
         "sign_in_throttles": 1,
     }
@@ -151,6 +157,7 @@ async def test_a_sweep_deletes_what_is_past_retention_and_keeps_the_rest(quiet: 
     assert await _count(runtime, WebhookDelivery, WebhookDelivery.status == "pending") == 1
     assert await _count(runtime, AuditEvent, AuditEvent.action == "api_key.created") == 1
     assert await _count(runtime, Session) == 1
+    assert await _count(runtime, ChangeEvent, ChangeEvent.ref.in_(["key_0", "key_1"])) == 1
     async with runtime.sessions() as db:
         emails = set(await db.scalars(select(LoginThrottle.subject)))
     assert emails == {"locked@example.com", "recent@example.com"}

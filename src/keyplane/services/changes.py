@@ -22,7 +22,6 @@ from keyplane.services.usage import UsageBuffer, add_clients, add_counts
 
 log = structlog.get_logger(__name__)
 
-RETENTION = timedelta(hours=1)
 # How long a late-committing event is still picked up (see repositories.changes_since).
 LATE_COMMIT_WINDOW = timedelta(seconds=30)
 
@@ -48,7 +47,6 @@ class ChangeFeed:
             self._tick, poll_seconds, name="keyplane-change-feed", failed_event="change_feed_failed"
         )
         self._last_flush = time.monotonic()
-        self._last_prune = 0.0
         # Wall-clock times of the last successful poll and flush, for the lag metrics.
         self.polled_at = time.time()
         self.flushed_at = time.time()
@@ -74,10 +72,6 @@ class ChangeFeed:
         """Apply every change since the last poll; returns how many were applied."""
         async with self._sessions() as db:
             changes = await repositories.changes_since(db, self._seq, LATE_COMMIT_WINDOW)
-            if time.monotonic() - self._last_prune > RETENTION.total_seconds() / 4:
-                await repositories.prune_changes(db, RETENTION)
-                await db.commit()
-                self._last_prune = time.monotonic()
         now = time.monotonic()
         applied = 0
         for seq, scope, ref in changes:

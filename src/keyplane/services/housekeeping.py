@@ -3,9 +3,9 @@
 Left alone, a deployment's tables only grow: a row per key, hour, status and permission of
 usage; a row per key and caller address (one per visitor for a key used from web pages);
 every webhook delivery; every audit event; a row per dashboard sign-in, and per email or
-browser somebody typed a wrong password for. A sweep deletes what is past its retention
-(`None`: kept forever) and what has simply expired. (Expired SSO round trips are deleted by
-the next SSO sign-in, services.sso.)
+browser somebody typed a wrong password for; the change feed's events. A sweep deletes what
+is past its retention (`None`: kept forever) and what has simply expired. (Expired SSO round
+trips are deleted by the next SSO sign-in, services.sso.)
 
 Old rows go BATCH at a time, each batch its own short transaction, found through the
 timestamp's index: a first sweep over years of backlog never holds a long lock (SQLite has
@@ -26,6 +26,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from keyplane.adapters.sql.models import (
     AuditEvent,
+    ChangeEvent,
     KeyClient,
     KeyUsageHourly,
     LoginThrottle,
@@ -39,6 +40,7 @@ log = structlog.get_logger(__name__)
 
 JOB = "housekeeping"  # its name among the deployment's jobs (services.schedule)
 BATCH = 5_000  # rows per delete statement and transaction
+CHANGE_EVENTS_KEPT = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,10 @@ async def sweep(
             if batch < BATCH:
                 break
     async with sessions() as db:
+        # Every process has read these within seconds (services.changes polls twice a second).
+        deleted["change_events"] = await _delete(
+            db, ChangeEvent, ChangeEvent.created_at < now - CHANGE_EVENTS_KEPT
+        )
         deleted["sessions"] = await _delete(db, Session, Session.expires_at <= now)
         deleted["sign_in_throttles"] = await _delete(
             db,

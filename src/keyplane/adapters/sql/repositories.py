@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import cast
 
-from sqlalchemy import BindParameter, Table, bindparam, delete, func, or_, select, update
+from sqlalchemy import BindParameter, Table, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keyplane.adapters.sql.models import (
@@ -220,10 +220,6 @@ async def changes_since(
         .order_by(ChangeEvent.seq)
     )
     return [(r.seq, r.scope, r.ref) for r in rows]
-
-
-async def prune_changes(db: AsyncSession, older_than: timedelta) -> None:
-    await db.execute(delete(ChangeEvent).where(ChangeEvent.created_at < utcnow() - older_than))
 
 
 async def touch_last_used(db: AsyncSession, used: Iterable[tuple[str, float]]) -> None:
