@@ -214,6 +214,34 @@ def test_repeated_wrong_passwords_lock_the_sign_in(page: Page, server: Server) -
     expect(page).to_have_url(re.compile("/dashboard/login"))
 
 
+def test_a_lockout_by_somebody_else_spares_the_owners_browser(
+    page: Page, browser: object, server: Server
+) -> None:
+    from playwright.sync_api import Browser
+
+    email = "spared@example.com"
+    server.cli("bootstrap", "--email", email, "--password", PASSWORD, "--org", "Spared Org")
+    sign_in(page, email)  # the owner's browser: it keeps a device cookie
+    expect(page).to_have_url(re.compile("/dashboard"))
+    page.context.clear_cookies(name="keyplane_session")  # signed out; the device cookie stays
+
+    assert isinstance(browser, Browser)
+    elsewhere = browser.new_context(base_url=server.url)  # somebody else's browser
+    try:
+        attacker = elsewhere.new_page()
+        for _ in range(5):
+            sign_in(attacker, email, "wrong password")
+        expect(attacker.get_by_role("alert")).to_have_text(
+            "Too many failed sign-ins for this email. Try again in 15 minutes."
+        )
+    finally:
+        elsewhere.close()
+
+    sign_in(page, email)
+    expect(page).not_to_have_url(re.compile("/dashboard/login"))
+    expect(page.get_by_role("link", name=re.compile("API Keys"))).not_to_have_count(0)
+
+
 def test_account_keys_are_account_wide(page: Page, server: Server) -> None:
     sign_in(page, server.email)
     page.get_by_role("link", name=re.compile(r"^Account . API Keys$")).click()
