@@ -102,6 +102,13 @@ async def sign_in(
     if "@" not in email:  # nothing to count: no account has such a name
         raise ValidationFailed("Enter the email address you sign in with.")
 
+    counted_against = ""  # found once, by _throttled, and kept for the attempts-left count
+
+    async def subject_of(db: AsyncSession) -> str:
+        nonlocal counted_against
+        counted_against = await guard.subject(db, email)
+        return counted_against
+
     async def attempt(db: AsyncSession, subject: str) -> Started:
         token, signed_in = await login(db, email, password)
         await login_throttle.clear(db, subject)
@@ -109,14 +116,11 @@ async def sign_in(
         assert user is not None
         return Started(token, signed_in, guard.devices.issue(user))
 
-    async def subject_of(db: AsyncSession) -> str:
-        return await guard.subject(db, email)
-
     try:
         return await _throttled(transaction, guard, subject_of, attempt)
     except InvalidCredentials:
         async with transaction() as db:
-            count = await login_throttle.failures(db, await guard.subject(db, email))
+            count = await login_throttle.failures(db, counted_against)
         left = login_throttle.attempts_left(count, guard.policy)
         lockout = login_throttle.wait_phrase(int(guard.policy.lockout.total_seconds()))
         raise InvalidCredentials(
@@ -152,9 +156,22 @@ async def _throttled(
         raise
 
 
-async def _session_user(db: AsyncSession, token: str) -> User | None:
+async def _session_and_user(db: AsyncSession, token: str) -> tuple[Session | None, User | None]:
     row = await db.get(Session, _hash(token))
-    return None if row is None else await db.get(User, row.user_id)
+    return row, None if row is None else await db.get(User, row.user_id)
+
+
+def _session_subject(
+    guard: LoginGuard, token: str
+) -> Callable[[AsyncSession], Awaitable[str | None]]:
+    """For `_throttled`: a password typed in a signed-in session counts against its user's
+    subject (nothing to count without a session)."""
+
+    async def subject_of(db: AsyncSession) -> str | None:
+        _row, user = await _session_and_user(db, token)
+        return None if user is None else guard.subject_of(user)
+
+    return subject_of
 
 
 async def resolve(db: AsyncSession, token: str) -> SignedIn | None:
@@ -168,8 +185,7 @@ async def resolve(db: AsyncSession, token: str) -> SignedIn | None:
 
 async def reauthenticate(db: AsyncSession, token: str, password: str) -> SignedIn:
     """Confirm the password again (before revealing a secret)."""
-    row = await db.get(Session, _hash(token))
-    user = None if row is None else await db.get(User, row.user_id)
+    row, user = await _session_and_user(db, token)
     if user is not None and not user.password_hash:
         # Not a wrong password (nothing to guess): refused, and not counted by the throttle.
         raise PasswordLoginDisabled(
@@ -192,14 +208,10 @@ async def confirm_password(
     count like wrong sign-ins (against the same subject), so a borrowed session cannot be used
     to guess the password."""
 
-    async def subject_of(db: AsyncSession) -> str | None:
-        user = await _session_user(db, token)
-        return None if user is None else guard.subject_of(user)
-
     async def attempt(db: AsyncSession, _subject: str) -> SignedIn:
         return await reauthenticate(db, token, password)
 
-    return await _throttled(transaction, guard, subject_of, attempt)
+    return await _throttled(transaction, guard, _session_subject(guard, token), attempt)
 
 
 async def logout(db: AsyncSession, token: str) -> None:
@@ -214,19 +226,14 @@ async def change_password(
     dies with the old password), this one stays. Every device cookie of the account dies too
     (they are signed over the password hash): returns a fresh one for this browser."""
 
-    async def subject_of(db: AsyncSession) -> str | None:
-        user = await _session_user(db, token)
-        return None if user is None else guard.subject_of(user)
-
     async def attempt(db: AsyncSession, _subject: str) -> str:
         return guard.devices.issue(await _change_password(db, token, current, new))
 
-    return await _throttled(transaction, guard, subject_of, attempt)
+    return await _throttled(transaction, guard, _session_subject(guard, token), attempt)
 
 
 async def _change_password(db: AsyncSession, token: str, current: str, new: str) -> User:
-    row = await db.get(Session, _hash(token))
-    user = None if row is None else await db.get(User, row.user_id)
+    row, user = await _session_and_user(db, token)
     if row is None or user is None or not verify_password(user.password_hash, current):
         raise InvalidCredentials("Your current password is wrong.")
     if len(new) < MIN_PASSWORD_LENGTH:
