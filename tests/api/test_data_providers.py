@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from keyplane.services import data_providers
 from keyplane.settings import Settings
 from tests.api.stub_server import Reply, serve
 from tests.conftest import World, bearer
@@ -238,16 +239,26 @@ def test_allowed_roots_come_from_the_environment(
 
 
 async def test_a_sync_requested_while_one_is_pending_joins_it(
-    client: httpx.AsyncClient, world: World, tmp_path: Path
+    client: httpx.AsyncClient, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "a.md").write_text("# A\n\ntext")
     key = await world.project_key("knowledge:write")
     created = await _create(client, world, key, "directory", {"path": str(tmp_path)})
     path = f"{_base(world)}/data-providers/{created.json()['id']}/sync"
-    # Both requests run before the job gets the event loop: the second finds it pending.
+    # The first sync is held until both requests have been answered, so the second always
+    # finds it pending or running (on a slow machine the job used to finish in between).
+    both_answered = asyncio.Event()
+    collect = data_providers._collect
+
+    async def held(*args: Any) -> Any:
+        await both_answered.wait()
+        return await collect(*args)
+
+    monkeypatch.setattr(data_providers, "_collect", held)
     first, second = await asyncio.gather(
         client.post(path, headers=bearer(key)), client.post(path, headers=bearer(key))
     )
+    both_answered.set()
     assert first.status_code == second.status_code == 202
     await world.runtime.jobs.wait()
     listed = await client.get(f"{_base(world)}/data-providers", headers=bearer(key))
