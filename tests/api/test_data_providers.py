@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from keyplane.domain.keyformat import Mode
 from keyplane.services import data_providers
 from keyplane.settings import Settings
 from tests.api.stub_server import Reply, serve
@@ -266,3 +267,24 @@ async def test_a_sync_requested_while_one_is_pending_joins_it(
     assert (sync["status"], sync["snippets_created"]) == ("succeeded", 1)
     snippets = await _snippets(client, world, key)
     assert list(snippets) == ["a.md"]  # one snippet, not one per request
+
+
+async def test_two_sync_requests_at_once_start_one_sync(
+    client: httpx.AsyncClient, world: World, tmp_path: Path
+) -> None:
+    key = await world.project_key("knowledge:write")
+    created = await _create(client, world, key, "directory", {"path": str(tmp_path)})
+    provider_id = created.json()["id"]
+
+    async def request(commit_after: float) -> bool:
+        async with world.runtime.sessions() as db:
+            _, start = await data_providers.request_sync(
+                db, world.project_id, Mode.LIVE, provider_id
+            )
+            await asyncio.sleep(commit_after)  # the other request arrives meanwhile
+            await db.commit()
+        return start
+
+    # Both read the provider before either commits: only one may start the job.
+    starts = await asyncio.gather(request(0.3), request(0))
+    assert sorted(starts) == [False, True]

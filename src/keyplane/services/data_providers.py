@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from keyplane.adapters.sql.models import DataProvider, Snippet
 from keyplane.adapters.sql.paging import keyset_page
-from keyplane.adapters.sql.repositories import aware, iso, utcnow
+from keyplane.adapters.sql.repositories import iso, utcnow
 from keyplane.domain.errors import NotFound, ValidationFailed
 from keyplane.domain.keyformat import Mode
 from keyplane.services import webhooks
@@ -132,15 +132,21 @@ async def request_sync(
     job (False while one is already pending or running: the request joins it)."""
     provider = await _find(db, project_id, mode, provider_id)
     now = utcnow()
-    since = aware(provider.started_at or provider.requested_at)
-    if provider.status in BUSY and since is not None and now - since < STALE_AFTER:
-        return describe(provider), False
-    provider.status = "pending"
-    provider.requested_at = now
-    provider.started_at = None
-    provider.updated_at = now
-    await db.flush()
-    return describe(provider), True
+    since = func.coalesce(DataProvider.started_at, DataProvider.requested_at)
+    # One conditional update, not a read and a write: two requests at once (on SQLite, the
+    # second read the state before the first committed) both started a sync, and the two
+    # jobs then collided inserting the same snippets.
+    started = await db.execute(
+        update(DataProvider)
+        .where(
+            DataProvider.id == provider.id,
+            or_(DataProvider.status.not_in(BUSY), since.is_(None), since <= now - STALE_AFTER),
+        )
+        .values(status="pending", requested_at=now, started_at=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    await db.refresh(provider)
+    return describe(provider), started.rowcount == 1  # type: ignore[attr-defined]
 
 
 async def _collect(provider: DataProvider, settings: Settings) -> Collected:
